@@ -1,0 +1,176 @@
+"""One typed configuration for every stage, read from params.yaml.
+
+Units are in the field names (``_k``, ``_gpa``, ``_ps``, ``_angstrom``, ``_nm``). A bad value
+fails at load time with the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A params file or value that cannot be used; the message names key, value and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MaterialConfig(_Strict):
+    """Interatomic potential and isotropic elastic constants of the metal."""
+
+    potential: str = "Fe_mm.eam.fs"
+    element: str = "Fe"
+    lattice_a_angstrom: float = Field(2.8553, gt=0)
+    shear_modulus_gpa: float = Field(82.0, gt=0)
+    poisson_ratio: float = Field(0.29, gt=-1.0, lt=0.5)
+
+    @field_validator("potential")
+    @classmethod
+    def _potential_exists(cls, v: str) -> str:
+        from dislomob.md.potential import resolve_potential
+
+        resolve_potential(v)
+        return v
+
+
+class BoxConfig(_Strict):
+    """Dipole cell size targets in nm (rounded to lattice periods) for x (glide), y (line), z (normal)."""
+
+    glide_nm: float = Field(5.0, gt=0)
+    line_nm: float = Field(3.0, gt=0)
+    height_nm: float = Field(16.0, gt=0)
+
+
+class LoopConfig(_Strict):
+    """Shear loop geometry: radius and cell size in nm."""
+
+    radius_nm: float = Field(3.0, gt=0)
+    glide_nm: float = Field(12.0, gt=0)
+    line_nm: float = Field(12.0, gt=0)
+    height_nm: float = Field(8.0, gt=0)
+
+    @model_validator(mode="after")
+    def _loop_fits(self) -> "LoopConfig":
+        for key in ("glide_nm", "line_nm"):
+            size = getattr(self, key)
+            if 2 * self.radius_nm + 2.0 > size:
+                raise ValueError(
+                    f"md.loop.{key}={size} too small for md.loop.radius_nm={self.radius_nm}: "
+                    f"allowed >= 2*radius + 2 nm = {2 * self.radius_nm + 2.0}"
+                )
+        return self
+
+
+class MDConfig(_Strict):
+    """MD protocol: timestep, equilibration, production length, DXA sampling, threads."""
+
+    timestep_fs: float = Field(1.0, gt=0, le=10.0)
+    minimize_steps: int = Field(2000, ge=0)
+    equilibrate_ps: float = Field(1.0, ge=0)
+    duration_ps: float = Field(6.0, gt=0)
+    sample_every_ps: float = Field(0.1, gt=0)
+    pressure_damping_ps: float = Field(1.0, gt=0)
+    temperature_damping_ps: float = Field(0.1, gt=0)
+    threads: int = Field(2, ge=1)
+    write_ca: bool = False
+    geometry: Literal["dipole", "loop"] = "dipole"
+    box: BoxConfig = BoxConfig()
+    loop: LoopConfig = LoopConfig()
+
+    @model_validator(mode="after")
+    def _sampling(self) -> "MDConfig":
+        if self.sample_every_ps * 1000.0 < self.timestep_fs:
+            raise ValueError(
+                f"md.sample_every_ps={self.sample_every_ps} shorter than md.timestep_fs={self.timestep_fs}: "
+                "allowed sample_every_ps >= timestep"
+            )
+        return self
+
+
+class DatasetConfig(_Strict):
+    """Initial grid of MD runs: every combination of temperature, stress and angle."""
+
+    temperatures_k: list[float] = [300.0, 500.0]
+    stresses_gpa: list[float] = [0.25, 0.5]
+    angles_deg: list[float] = [45.0, 135.0]
+    out_dir: str = "data/md"
+
+    @field_validator("temperatures_k")
+    @classmethod
+    def _temps(cls, v: list[float]) -> list[float]:
+        for t in v:
+            if not (0 < t <= 3000):
+                raise ValueError(f"temperature {t} K not allowed: 0 < T <= 3000 K")
+        return v
+
+    @field_validator("angles_deg")
+    @classmethod
+    def _angles(cls, v: list[float]) -> list[float]:
+        for a in v:
+            if not (0 <= a <= 180):
+                raise ValueError(f"angle {a} deg not allowed: 0 <= angle <= 180")
+        return v
+
+    @field_validator("stresses_gpa")
+    @classmethod
+    def _stresses(cls, v: list[float]) -> list[float]:
+        for s in v:
+            if not (0 <= s <= 5):
+                raise ValueError(f"stress {s} GPa not allowed: 0 <= stress <= 5 GPa")
+        return v
+
+
+class ExecutorConfig(_Strict):
+    """Where MD runs execute: Parsl local threads-per-worker/workers, or a Parsl config file."""
+
+    kind: Literal["local", "config_file"] = "local"
+    workers: int = Field(1, ge=1)
+    config_file: str | None = None
+    run_dir: str = ".parsl"
+
+
+class Config(_Strict):
+    """The whole params.yaml."""
+
+    profile: str = "demo"
+    seed: int = 1234
+    material: MaterialConfig = MaterialConfig()
+    md: MDConfig = MDConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    executor: ExecutorConfig = ExecutorConfig()
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        value = e.get("input")
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key} = {value!r}: {msg}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def parse_config(data: dict) -> Config:
+    """Validate a params mapping into a Config; raise ConfigError naming key, value, allowed."""
+    try:
+        return Config.model_validate(data or {})
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate params.yaml (missing keys take the demo defaults)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"params file {path} not found")
+    with path.open() as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"params file {path} must hold a mapping, got {type(data).__name__}")
+    return parse_config(data)

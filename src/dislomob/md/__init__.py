@@ -1,0 +1,1 @@
+"""Molecular dynamics of BCC dislocations: crystallography, builders, LAMMPS runs, on-the-fly DXA."""
