@@ -1,9 +1,10 @@
 """Initial atomistic configurations: periodic dislocation dipoles and shear loops in BCC.
 
 Positions in Angstrom in the box frame (x = glide, y = line, z = plane normal). The dipole is a
-+b/-b pair on two glide planes half a box apart, made by removing a slab of thickness
-|b| sin(theta) between the cores and applying the Volterra field summed over periodic images
-with the linear (non-periodic) remainder taken out. The loop is a circular shear loop whose
++b/-b pair in the quadrupolar arrangement (half a box apart in x and in z, so that neither glide
+nor cross-slip pulls the pair together), made by removing a slab of thickness |b| sin(theta) along
+the vertical parts of a staircase cut between the cores and applying the Volterra field summed over
+periodic images with the linear (non-periodic) remainder taken out. The loop is a circular shear loop whose
 displacement is the Burgers vector times the solid angle of its disc over 4 pi.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dislomob.md.crystal import BURGERS, Orientation
-from dislomob.md.elastic import dipole_passing_stress, displacement
+from dislomob.md.elastic import dipole_passing_stress, elastic_displacement, path_angle
 from dislomob.md.lattice import bcc_positions, box_lengths
 
 PLANE_SPACING_FACTOR = 1 / math.sqrt(2)
@@ -23,15 +24,21 @@ PLANE_SPACING_FACTOR = 1 / math.sqrt(2)
 
 @dataclass(frozen=True)
 class Configuration:
-    """Atoms (n,3) Angstrom in an orthogonal periodic box of ``lengths``; dislocation description."""
+    """Atoms (n,3) Angstrom in a periodic cell (rows, upper-triangular as LAMMPS wants) near ``lengths``."""
 
     positions: np.ndarray
     lengths: np.ndarray
+    cell: np.ndarray
     orientation: Orientation
     burgers_box: np.ndarray
     geometry: str
     cores_angstrom: np.ndarray
     passing_stress_gpa: float | None = None
+    rotation: np.ndarray | None = None
+
+    def crystal_to_box(self) -> np.ndarray:
+        """Rows = box x, y, z in crystal coordinates (the orientation's, turned by any lattice rotation)."""
+        return self.orientation.rotation() if self.rotation is None else self.rotation
 
 
 def burgers_in_box(o: Orientation, a: float) -> np.ndarray:
@@ -56,27 +63,53 @@ def build_dipole(
     pos = bcc_positions(o, a, lengths)
     b = burgers_in_box(o, a)
     bmag = float(np.linalg.norm(b))
-    sign = 1.0 if b[0] >= 0 else -1.0
+    burgers = (1.0 if b[0] >= 0 else -1.0) * b
     width = abs(b[0])
-    x0 = _between_columns(pos[:, 0], lx, 0.5 * lx)
+    x1 = _between_columns(pos[:, 0], lx, 0.25 * lx)
+    x2 = _between_columns(pos[:, 0], lx, x1 + 0.5 * lx)
     z1 = (math.floor(0.25 * lz / d) + 0.5) * d
-    z2 = z1 + (round(0.5 * lz / d)) * d
-    in_strip = (pos[:, 2] > z1) & (pos[:, 2] < z2)
-    dxp = _wrap(pos[:, 0] - x0, lx)
+    zm = z1 + round(0.25 * lz / d) * d
+    z2 = z1 + round(0.5 * lz / d) * d
+    path = np.array([[x1, z1], [x1, zm], [x2, zm], [x2, z2]])
     if width > 1e-6:
-        remove = in_strip & (np.abs(dxp) < width / 2)
+        remove = ((pos[:, 2] > z1) & (pos[:, 2] < zm) & (np.abs(_wrap(pos[:, 0] - x1, lx)) < width / 2)) | (
+            (pos[:, 2] > zm) & (pos[:, 2] < z2) & (np.abs(_wrap(pos[:, 0] - x2, lx)) < width / 2)
+        )
         pos = pos[~remove]
-    cores = np.array([[x0, 0.0, z1], [x0, 0.0, z2]])
-    burgers = [-sign * b, sign * b]
-    u = _image_sum(pos, cores, burgers, lengths, nu, images)
-    u -= _linear_remainder(cores, burgers, lengths, nu, images)(pos)
-    new = pos + u
-    new[:, 0] %= lx
-    new[:, 1] %= ly
-    new[:, 2] %= lz
+    u = _dipole_field(pos, path, burgers, lengths, nu, images)
+    u -= _linear_remainder(path, burgers, lengths, nu, images)(pos)
+    g = _plastic_map(lengths, burgers)
+    new = (pos + u) @ g.T
+    cell = (g @ np.diag(lengths)).T
     theta = math.radians(o.angle_deg)
     tau_p = dipole_passing_stress(lx, lz, z2 - z1, bmag, theta, mu_gpa, nu)
-    return Configuration(new, lengths, o, sign * b, "dipole", cores, tau_p)
+    cores = np.array([[x1, 0.0, z1], [x2, 0.0, z2]]) @ g.T
+    spin = _rotation_part(g)
+    return Configuration(new, lengths, cell, o, spin @ burgers, "dipole", cores, tau_p, spin @ o.rotation())
+
+
+def _plastic_map(lengths: np.ndarray, burgers: np.ndarray) -> np.ndarray:
+    """Affine map (3x3) that gives the cell the dipole's average plastic distortion, so it holds no internal stress.
+
+    The staircase cut crosses half of each x-row (jump -b) and half of each z-column (jump +b), so
+    a -> a - b/2 and c -> c + b/2; a rigid rotation about z then puts a back along x (LAMMPS form).
+    The lattice turns with it by atan(b_y / 2 Lx), recorded in the configuration's rotation.
+    """
+    lx, _, lz = lengths
+    beta = np.zeros((3, 3))
+    beta[:, 0] = -burgers / (2 * lx)
+    beta[:, 2] = burgers / (2 * lz)
+    f = np.eye(3) + beta
+    a = f[:, 0]
+    alpha = -math.atan2(a[1], a[0])
+    rz = np.array([[math.cos(alpha), -math.sin(alpha), 0.0], [math.sin(alpha), math.cos(alpha), 0.0], [0.0, 0.0, 1.0]])
+    return rz @ f
+
+
+def _rotation_part(g: np.ndarray) -> np.ndarray:
+    """Rotation factor R of the polar decomposition g = R U."""
+    u, _, vt = np.linalg.svd(g)
+    return u @ vt
 
 
 def _between_columns(x: np.ndarray, lx: float, near: float) -> float:
@@ -93,28 +126,42 @@ def _wrap(d: np.ndarray, length: float) -> np.ndarray:
     return d - length * np.round(d / length)
 
 
-def _image_sum(pos: np.ndarray, cores: np.ndarray, burgers: list[np.ndarray], lengths: np.ndarray, nu: float, images: int) -> np.ndarray:
+def _dipole_field(pos: np.ndarray, path: np.ndarray, burgers: np.ndarray, lengths: np.ndarray, nu: float, images: int) -> np.ndarray:
+    """Volterra displacement (n,3) of a dipole whose cut follows ``path`` (lower core to upper core), summed over images.
+
+    The angular part is ``burgers`` times the angle the cut subtends over 2 pi, so the jump across the
+    cut closes the removed slab; the single-valued elastic parts belong to -b (lower) and +b (upper).
+    """
     lx, _, lz = lengths
     u = np.zeros_like(pos)
-    for core, bv in zip(cores, burgers):
-        for i in range(-images, images + 1):
-            for k in range(-images, images + 1):
-                dx = pos[:, 0] - core[0] - i * lx
-                dz = pos[:, 2] - core[2] - k * lz
-                u += displacement(dx, dz, bv[0], bv[1], nu)
+    lower, upper = path[0], path[-1]
+    for i in range(-images, images + 1):
+        for k in range(-images, images + 1):
+            x = pos[:, 0] - i * lx
+            z = pos[:, 2] - k * lz
+            u += np.outer(path_angle(x, z, path) / (2 * np.pi), burgers)
+            u += elastic_displacement(x - lower[0], z - lower[1], -burgers[0], nu)
+            u += elastic_displacement(x - upper[0], z - upper[1], burgers[0], nu)
     return u
 
 
-def _linear_remainder(cores: np.ndarray, burgers: list[np.ndarray], lengths: np.ndarray, nu: float, images: int):
-    """Linear field that makes the truncated image sum periodic (Cai et al. 2003), as a function of position."""
+def _linear_remainder(path: np.ndarray, burgers: np.ndarray, lengths: np.ndarray, nu: float, images: int):
+    """Linear field that makes the truncated image sum periodic (Cai et al. 2003), as a function of position.
+
+    Jumps across the x faces are sampled at heights outside the cores' strip and across the z faces at
+    abscissae outside the cut's horizontal run, where no cut is crossed.
+    """
     lx, _, lz = lengths
-    zs = np.linspace(0.1, 0.9, 9) * lz
-    xs = np.linspace(0.1, 0.9, 9) * lx
-    face_x = np.stack([np.zeros_like(zs), np.zeros_like(zs), zs], 1)
+    (x1, z1), (x2, z2) = path[0], path[-1]
+    zs = np.concatenate([np.linspace(0.1, 0.9, 5) * z1, z2 + np.linspace(0.1, 0.9, 5) * (lz - z2)])
+    xs = x2 + np.linspace(0.1, 0.9, 9) * (lx - (x2 - x1))
+    face_x = np.stack([np.full_like(zs, x1 - 0.25 * lx), np.zeros_like(zs), zs], 1)
     face_z = np.stack([xs, np.zeros_like(xs), np.zeros_like(xs)], 1)
-    face_x[:, 0] = (cores[0, 0] + 0.5 * lx) % lx
-    jump_x = (_image_sum(face_x + [lx, 0, 0], cores, burgers, lengths, nu, images) - _image_sum(face_x, cores, burgers, lengths, nu, images)).mean(0)
-    jump_z = (_image_sum(face_z + [0, 0, lz], cores, burgers, lengths, nu, images) - _image_sum(face_z, cores, burgers, lengths, nu, images)).mean(0)
+
+    def jump(p: np.ndarray, shift: list[float]) -> np.ndarray:
+        return (_dipole_field(p + shift, path, burgers, lengths, nu, images) - _dipole_field(p, path, burgers, lengths, nu, images)).mean(0)
+
+    jump_x, jump_z = jump(face_x, [lx, 0, 0]), jump(face_z, [0, 0, lz])
 
     def field(p: np.ndarray) -> np.ndarray:
         return np.outer(p[:, 0] / lx, jump_x) + np.outer(p[:, 2] / lz, jump_z)
@@ -138,9 +185,8 @@ def build_loop(
     center = np.array([0.5 * lx, 0.5 * ly, (math.floor(0.5 * lz / d) + 0.5) * d])
     b = burgers_in_box(o, a)
     omega = _disc_solid_angle(pos - center, radius_angstrom)
-    new = pos - np.outer(omega / (4 * np.pi), b)
-    new %= lengths
-    return Configuration(new, lengths, o, b, "loop", center[None, :])
+    new = (pos - np.outer(omega / (4 * np.pi), b)) % lengths
+    return Configuration(new, lengths, np.diag(lengths), o, b, "loop", center[None, :])
 
 
 def _disc_solid_angle(r: np.ndarray, radius: float, n_edges: int = 96) -> np.ndarray:

@@ -10,14 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 
-def displacement(dx: np.ndarray, dz: np.ndarray, b_edge: float, b_screw: float, nu: float) -> np.ndarray:
-    """Displacement (n,3) at offsets (dx, dz) from a straight line along y, cut along +z from the core."""
+def elastic_displacement(dx: np.ndarray, dz: np.ndarray, b_edge: float, nu: float) -> np.ndarray:
+    """Single-valued (non-angular) part of a straight edge line's displacement (n,3) at offsets (dx, dz)."""
     r2 = np.maximum(dx * dx + dz * dz, 1e-12)
-    phi = np.arctan2(dx, -dz)
-    ux = b_edge / (2 * np.pi) * (phi + dx * dz / (2 * (1 - nu) * r2))
+    ux = b_edge / (2 * np.pi) * dx * dz / (2 * (1 - nu) * r2)
     uz = -b_edge / (2 * np.pi) * ((1 - 2 * nu) / (4 * (1 - nu)) * np.log(r2) + (dx * dx - dz * dz) / (4 * (1 - nu) * r2))
-    uy = b_screw / (2 * np.pi) * phi
-    return np.stack([ux, uy, uz], axis=-1)
+    return np.stack([ux, np.zeros_like(ux), uz], axis=-1)
+
+
+def path_angle(x: np.ndarray, z: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """Angle (rad) that a polyline ``path`` (m,2) in the x-z plane subtends at points (x, z); jumps by 2 pi across it."""
+    total = np.zeros_like(x, dtype=float)
+    for (px, pz), (qx, qz) in zip(path[:-1], path[1:]):
+        ax, az, bx, bz = px - x, pz - z, qx - x, qz - z
+        total += np.arctan2(ax * bz - az * bx, ax * bx + az * bz)
+    return total
 
 
 def row_resolved_shear(x: np.ndarray, z: float, spacing: float, b: float, theta_rad: float, mu: float, nu: float) -> np.ndarray:

@@ -45,15 +45,16 @@ def open_lammps(threads: int):
     return lmp
 
 
-def setup_system(lmp, positions: np.ndarray, lengths: np.ndarray, potential: Path, element: str, mass: float) -> None:
-    """Create a triclinic periodic box of ``lengths`` (Angstrom) holding ``positions`` with an eam/fs potential."""
-    lx, ly, lz = (float(v) for v in lengths)
+def setup_system(lmp, positions: np.ndarray, cell: np.ndarray, potential: Path, element: str, mass: float) -> None:
+    """Create a triclinic periodic box of cell rows ``cell`` (Angstrom) holding ``positions`` with an eam/fs potential."""
+    lx, ly, lz = (float(cell[i, i]) for i in range(3))
+    xy, xz, yz = float(cell[1, 0]), float(cell[2, 0]), float(cell[2, 1])
     for cmd in (
         "units metal",
         "atom_style atomic",
         "atom_modify map array",
         "boundary p p p",
-        f"region box prism 0 {lx!r} 0 {ly!r} 0 {lz!r} 0 0 0 units box",
+        f"region box prism 0 {lx!r} 0 {ly!r} 0 {lz!r} {xy!r} {xz!r} {yz!r} units box",
         "create_box 1 box",
         f"mass 1 {mass}",
         "pair_style eam/fs",
@@ -64,6 +65,8 @@ def setup_system(lmp, positions: np.ndarray, lengths: np.ndarray, potential: Pat
         "thermo_modify lost error norm no flush no",
     ):
         lmp.command(cmd)
+    frac = np.linalg.solve(cell.T, positions.T).T % 1.0
+    positions = frac @ cell
     n = len(positions)
     lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, positions.reshape(-1).tolist())
 

@@ -90,7 +90,7 @@ def build_configuration(spec: RunSpec, md: MDConfig, material: MaterialConfig) -
 
 def _base_meta(spec: RunSpec, md: MDConfig, material: MaterialConfig, key: str, conf: Configuration | None) -> TrajectoryMeta:
     o = nearest_orientation(spec.angle_deg)
-    rot = o.rotation()
+    rot = o.rotation() if conf is None else conf.crystal_to_box()
     b_box = rot @ (np.array([0.5, 0.5, -0.5]) * material.lattice_a_angstrom)
     return TrajectoryMeta(
         key=key,
@@ -161,7 +161,7 @@ def _run_md(spec, md, material, conf, meta, out_dir, progress):
     potential = resolve_potential(material.potential)
     lmp = L.open_lammps(md.threads)
     try:
-        L.setup_system(lmp, conf.positions, conf.lengths, potential, material.element, ATOMIC_MASS.get(material.element, 55.845))
+        L.setup_system(lmp, conf.positions, conf.cell, potential, material.element, ATOMIC_MASS.get(material.element, 55.845))
         lmp.command(f"timestep {md.timestep_fs / 1000.0!r}")
         lmp.command(f"thermo {max(1, round(md.sample_every_ps * 1000.0 / md.timestep_fs))}")
         if md.minimize_steps:
