@@ -42,9 +42,16 @@ class MaterialConfig(_Strict):
 class BoxConfig(_Strict):
     """Dipole cell size targets in nm (rounded to lattice periods) for x (glide), y (line), z (normal)."""
 
-    glide_nm: float = Field(5.0, gt=0)
+    glide_nm: float = Field(4.0, gt=0)
     line_nm: float = Field(3.0, gt=0)
-    height_nm: float = Field(16.0, gt=0)
+    height_nm: float = Field(12.0, gt=0)
+
+    @model_validator(mode="after")
+    def _holds_dipole(self) -> "BoxConfig":
+        for key, low in (("glide_nm", 2.0), ("line_nm", 0.5), ("height_nm", 4.0)):
+            if getattr(self, key) < low:
+                raise ValueError(f"md.box.{key}={getattr(self, key)} too small for a dipole: allowed >= {low} nm")
+        return self
 
 
 class LoopConfig(_Strict):

@@ -139,7 +139,8 @@ def simulate(
         meta = _base_meta(spec, md, material, key, conf)
         frames, stress_samples = _run_md(spec, md, material, conf, meta, out_dir, progress)
         if stress_samples:
-            bh = np.array(conf.burgers_box) / np.linalg.norm(conf.burgers_box)
+            b_ref = np.array(meta.rotation) @ np.array(meta.burgers)
+            bh = b_ref / np.linalg.norm(b_ref)
             resolved = [float(bh @ s @ np.array([0.0, 0.0, 1.0])) for s in stress_samples]
             meta.measured_stress_gpa = float(np.mean(resolved))
             meta.measured_stress_tensor_gpa = np.mean(stress_samples, axis=0).tolist()
@@ -200,16 +201,24 @@ def _run_md(spec, md, material, conf, meta, out_dir, progress):
             lines = extract_lines(pipe, L.positions_of(lmp), cell, origin, ca)
             t_ps = i * steps_per_sample * md.timestep_fs / 1000.0
             bar.update(1)
-            if len(lines) != expected:
-                kind = "no_lines" if not lines else "line_count_change"
+            event = line_count_event(len(lines), expected, t_ps)
+            if event is not None:
                 meta.status = "cut"
-                meta.events.append(Event(kind=kind, time_ps=t_ps, detail=f"DXA found {len(lines)} lines, expected {expected}; trajectory cut here"))
+                meta.events.append(event)
                 break
             frames.append(Frame(t_ps, cell, origin, lines))
         bar.close()
         return frames, stress_samples
     finally:
         lmp.close()
+
+
+def line_count_event(n_lines: int, expected: int, time_ps: float) -> Event | None:
+    """The event that cuts a trajectory when DXA finds no line or a changed line count at ``time_ps``."""
+    if n_lines == expected:
+        return None
+    kind = "no_lines" if n_lines == 0 else "line_count_change"
+    return Event(kind=kind, time_ps=time_ps, detail=f"DXA found {n_lines} lines, expected {expected}; trajectory cut here")
 
 
 def _run_checked(lmp, steps: int, temperature_k: float, setup: bool = False) -> None:

@@ -1,0 +1,133 @@
+"""Command-line interface: one subcommand per pipeline stage plus single-run tools."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from dislomob.config import ConfigError, load_config
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)
+    if args.out is None:
+        from dislomob.md.dataset import simulate_dataset
+
+        index = simulate_dataset(cfg, args.out_dir or cfg.dataset.out_dir, progress=not args.quiet)
+        print(f"simulate: {index['n_ok']} ok, {index['n_cut']} cut, {index['n_failed']} failed of {index['n_runs']} runs")
+        return 0
+    if args.temperature_k is None or args.stress_gpa is None or args.angle_deg is None:
+        raise ConfigError("simulate --out needs --temperature-k, --stress-gpa and --angle-deg")
+    from dislomob.config import parse_config
+    from dislomob.md.run import RunSpec, simulate
+
+    md_update = {"geometry": args.geometry or cfg.md.geometry}
+    if args.duration_ps is not None:
+        md_update["duration_ps"] = args.duration_ps
+    if args.threads is not None:
+        md_update["threads"] = args.threads
+    if args.write_ca:
+        md_update["write_ca"] = True
+    data = cfg.model_dump()
+    data["md"].update(md_update)
+    cfg = parse_config(data)
+    spec = RunSpec(args.temperature_k, args.stress_gpa, args.angle_deg, cfg.md.geometry, args.seed if args.seed is not None else cfg.seed)
+    out = Path(args.out)
+    path = simulate(spec, cfg.md, cfg.material, out.parent if out.suffix else out, progress=not args.quiet, force=args.force)
+    if out.suffix and path != out:
+        path.replace(out)
+        path = out
+    from dislomob.md.trajectory import read_meta
+
+    meta = read_meta(path)
+    print(f"{path}: status={meta.status}" + (f" ({meta.failure_reason})" if meta.failure_reason else ""))
+    return 0 if meta.status != "failed" else 1
+
+
+def inspect_trajectory(path: Path, skip_ps: float) -> dict:
+    """Metadata plus per-line Burgers vector, character and mean glide velocity (m/s) of a trajectory file."""
+    from dislomob.md.analysis import summarize
+    from dislomob.md.trajectory import meta_summary, read_trajectory
+
+    traj = read_trajectory(path)
+    meta = meta_summary(traj.meta)
+    meta["n_frames"] = len(traj.frames)
+    lines = []
+    for s in summarize(traj, skip_ps=skip_ps):
+        lines.append(
+            {
+                "burgers": s.burgers,
+                "character_deg": None if math.isnan(s.character_deg) else round(s.character_deg, 3),
+                "velocity_m_s": None if math.isnan(s.velocity_m_s) else round(s.velocity_m_s, 2),
+                "glide_plane_z_angstrom": round(s.glide_plane_z_angstrom, 3),
+                "is_loop": s.is_loop,
+            }
+        )
+    return {"metadata": meta, "lines": lines}
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        raise ConfigError(f"inspect: file {path} not found")
+    info = inspect_trajectory(path, args.skip_ps)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    m = info["metadata"]
+    print(f"{path}  status={m['status']}" + (f"  reason: {m['failure_reason']}" if m.get("failure_reason") else ""))
+    for k in ("geometry", "temperature_k", "stress_gpa", "angle_deg", "requested_angle_deg", "line_direction", "n_atoms",
+              "box_angstrom", "passing_stress_gpa", "measured_stress_gpa", "duration_ps", "n_frames", "wall_time_s", "potential", "seed"):
+        print(f"  {k:22s} {m.get(k)}")
+    for e in m.get("events", []):
+        print(f"  event: {e['kind']} at {e['time_ps']} ps: {e['detail']}")
+    for i, ln in enumerate(info["lines"]):
+        print(f"  line {i}: b={ln['burgers']} character={ln['character_deg']} deg  velocity={ln['velocity_m_s']} m/s"
+              + ("  (loop: radial)" if ln["is_loop"] else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `dislomob` command."""
+    p = argparse.ArgumentParser(prog="dislomob", description=__doc__)
+    p.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="run the initial MD dataset (stage) or, with --out, one trajectory")
+    s.add_argument("--temperature-k", type=float)
+    s.add_argument("--stress-gpa", type=float)
+    s.add_argument("--angle-deg", type=float)
+    s.add_argument("--geometry", choices=["dipole", "loop"])
+    s.add_argument("--duration-ps", type=float)
+    s.add_argument("--threads", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--write-ca", action="store_true", help="also write OVITO .ca files of the lines per frame")
+    s.add_argument("--force", action="store_true", help="rerun even if the cache holds this run")
+    s.add_argument("--out", help="trajectory file (.h5) for a single run")
+    s.add_argument("--out-dir", help="dataset folder for the stage (default: dataset.out_dir)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_cmd_simulate)
+
+    i = sub.add_parser("inspect", help="show a trajectory's metadata and per-line velocities")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true")
+    i.add_argument("--skip-ps", type=float, default=1.0, help="ignore the first ps when fitting velocities")
+    i.set_defaults(func=_cmd_inspect)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dislomob` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"dislomob: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

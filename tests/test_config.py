@@ -1,0 +1,55 @@
+import pytest
+
+from dislomob.config import Config, ConfigError, load_config, parse_config
+
+
+def _with(section: str, key: str, value):
+    data = Config().model_dump()
+    node = data
+    parts = section.split(".") if section else []
+    for p in parts:
+        node = node[p]
+    node[key] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    "section,key,value,needle",
+    [
+        ("dataset", "temperatures_k", [300, -5], "-5"),
+        ("dataset", "angles_deg", [45, 200], "200"),
+        ("material", "potential", "NoSuch.eam.fs", "NoSuch.eam.fs"),
+        ("md.box", "height_nm", 1.0, "height_nm=1.0"),
+        ("md", "timestep_fs", -1.0, "timestep_fs"),
+        ("executor", "workers", 0, "workers"),
+    ],
+)
+def test_bad_values_fail_naming_key_and_value(section, key, value, needle):
+    with pytest.raises(ConfigError) as err:
+        parse_config(_with(section, key, value))
+    msg = str(err.value)
+    assert needle in msg
+    assert key in msg
+    assert "allowed" in msg or "greater" in msg or "Input should" in msg
+
+
+def test_unknown_key_is_rejected():
+    data = Config().model_dump()
+    data["md"]["timestpe_fs"] = 1.0
+    with pytest.raises(ConfigError, match="timestpe_fs"):
+        parse_config(data)
+
+
+def test_repo_params_load_and_match_demo_grid():
+    cfg = load_config("params.yaml")
+    assert cfg.profile == "demo"
+    assert sorted(cfg.dataset.temperatures_k) == [300, 500]
+    assert sorted(cfg.dataset.stresses_gpa) == [0.25, 0.5]
+    assert sorted(cfg.dataset.angles_deg) == [45, 135]
+    paper = load_config("pipelines/paper/params.yaml")
+    assert paper.md.duration_ps == 40.0
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
