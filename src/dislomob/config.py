@@ -55,12 +55,13 @@ class BoxConfig(_Strict):
 
 
 class LoopConfig(_Strict):
-    """Shear loop geometry: radius and cell size in nm."""
+    """Shear loop geometry: radius and cell size in nm; a few minimization steps only (a free loop shrinks)."""
 
     radius_nm: float = Field(3.0, gt=0)
     glide_nm: float = Field(12.0, gt=0)
     line_nm: float = Field(12.0, gt=0)
     height_nm: float = Field(8.0, gt=0)
+    minimize_steps: int = Field(20, ge=0)
 
     @model_validator(mode="after")
     def _loop_fits(self) -> "LoopConfig":

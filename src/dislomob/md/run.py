@@ -1,5 +1,9 @@
 """One MD trajectory: build, minimize, equilibrate at T, load with the resolved shear stress, DXA on the fly.
 
+A dipole is minimized and equilibrated at zero stress, then loaded by an affine elastic pre-strain
+plus NPT. A shear loop would shrink under its line tension, so (as in the paper) the box is
+pre-strained by the applied stress before a short minimization and the load acts from the start.
+
 Inputs are physical (K, GPa, degrees); the result is a trajectory file whose name is the run's
 content hash, so asking for the same run twice costs nothing.
 """
@@ -165,8 +169,13 @@ def _run_md(spec, md, material, conf, meta, out_dir, progress):
         L.setup_system(lmp, conf.positions, conf.cell, potential, material.element, ATOMIC_MASS.get(material.element, 55.845))
         lmp.command(f"timestep {md.timestep_fs / 1000.0!r}")
         lmp.command(f"thermo {max(1, round(md.sample_every_ps * 1000.0 / md.timestep_fs))}")
-        if md.minimize_steps:
-            L.minimize(lmp, md.minimize_steps)
+        stress = np.array(meta.stress_tensor_gpa)
+        loop = spec.geometry == "loop"
+        if loop:
+            L.apply_elastic_strain(lmp, stress, material.shear_modulus_gpa, material.poisson_ratio)
+        min_steps = md.loop.minimize_steps if loop else md.minimize_steps
+        if min_steps:
+            L.minimize(lmp, min_steps)
             lmp.command("reset_timestep 0")
         pipe = make_dxa_pipeline()
         cell, origin = L.cell_of(lmp)
@@ -177,13 +186,13 @@ def _run_md(spec, md, material, conf, meta, out_dir, progress):
         lmp.command(f"velocity all create {2 * float(spec.temperature_k)!r} {spec.seed} mom yes rot no dist gaussian")
         zero = np.zeros((3, 3))
         steps_per_sample = max(1, round(md.sample_every_ps * 1000.0 / md.timestep_fs))
-        n_eq = round(md.equilibrate_ps * 1000.0 / md.timestep_fs)
+        n_eq = 0 if loop else round(md.equilibrate_ps * 1000.0 / md.timestep_fs)
         if n_eq:
             lmp.command(L.npt_fix(spec.temperature_k, zero, md.temperature_damping_ps, md.pressure_damping_ps))
             _run_checked(lmp, n_eq, spec.temperature_k, setup=True)
             lmp.command("unfix md")
-        stress = np.array(meta.stress_tensor_gpa)
-        L.apply_elastic_strain(lmp, stress, material.shear_modulus_gpa, material.poisson_ratio)
+        if not loop:
+            L.apply_elastic_strain(lmp, stress, material.shear_modulus_gpa, material.poisson_ratio)
         lmp.command(L.npt_fix(spec.temperature_k, stress, md.temperature_damping_ps, md.pressure_damping_ps))
         n_samples = round(md.duration_ps / md.sample_every_ps)
         ca_dir = Path(out_dir) / f"{meta.key}_ca" if md.write_ca else None
