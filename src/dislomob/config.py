@@ -78,7 +78,7 @@ class LoopConfig(_Strict):
 class MDConfig(_Strict):
     """MD protocol: timestep, equilibration, production length, DXA sampling, threads."""
 
-    timestep_fs: float = Field(1.0, gt=0, le=10.0)
+    timestep_fs: float = Field(1.0, gt=0, le=50.0)
     minimize_steps: int = Field(2000, ge=0)
     equilibrate_ps: float = Field(1.0, ge=0)
     duration_ps: float = Field(6.0, gt=0)

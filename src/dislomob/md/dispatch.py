@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from dislomob.config import Config, ExecutorConfig
+from dislomob.config import Config, ExecutorConfig, MDConfig
 from dislomob.md.run import RunSpec, run_key, simulate
 from dislomob.md.trajectory import Event, Trajectory, write_trajectory
 
@@ -42,16 +42,24 @@ def parsl_config(ex: ExecutorConfig, threads_per_run: int):
     )
 
 
-def run_batch(specs: list[RunSpec], cfg: Config, out_dir: str | Path, progress: bool = True) -> list[Path]:
-    """Run every spec (cached ones cost nothing) through Parsl; a failed run is recorded and the rest go on."""
+def run_batch(
+    specs: list[RunSpec], cfg: Config, out_dir: str | Path, progress: bool = True, md: list[MDConfig] | None = None
+) -> list[Path]:
+    """Run every spec (cached ones cost nothing) through Parsl; a failed run is recorded and the rest go on.
+
+    ``md`` optionally gives each spec its own MD settings (default: ``cfg.md`` for all).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{run_key(s, cfg.md, cfg.material)}.h5" for s in specs]
-    todo = [(s, p) for s, p in zip(specs, paths) if not p.exists()]
+    mds = md if md is not None else [cfg.md] * len(specs)
+    if len(mds) != len(specs):
+        raise ValueError(f"run_batch: {len(mds)} MD settings for {len(specs)} specs: allowed one per spec")
+    paths = [out_dir / f"{run_key(s, m, cfg.material)}.h5" for s, m in zip(specs, mds)]
+    todo = [(s, m, p) for s, m, p in zip(specs, mds, paths) if not p.exists()]
     if not todo:
         return paths
     if cfg.executor.kind == "local" and cfg.executor.workers == 1 and len(todo) == 1:
-        simulate(todo[0][0], cfg.md, cfg.material, out_dir, progress=progress)
+        simulate(todo[0][0], todo[0][1], cfg.material, out_dir, progress=progress)
         return paths
     import parsl
     from tqdm import tqdm
@@ -60,24 +68,24 @@ def run_batch(specs: list[RunSpec], cfg: Config, out_dir: str | Path, progress: 
     os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
     from dislomob.md.parsl_apps import simulate_app
 
-    md_json, mat_json = cfg.md.model_dump_json(), cfg.material.model_dump_json()
+    mat_json = cfg.material.model_dump_json()
     with parsl.load(parsl_config(cfg.executor, cfg.md.threads)):
-        futures = [(s, p, simulate_app(asdict(s), md_json, mat_json, str(out_dir))) for s, p in todo]
+        futures = [(s, m, p, simulate_app(asdict(s), m.model_dump_json(), mat_json, str(out_dir))) for s, m, p in todo]
         bar = tqdm(total=len(futures), desc="MD runs", disable=not progress, unit="run")
-        for s, p, fut in futures:
+        for s, m, p, fut in futures:
             try:
                 fut.result()
             except Exception as exc:  # a worker that died: record the run as failed, keep the others
-                _record_worker_failure(s, cfg, p, exc)
+                _record_worker_failure(s, m, cfg, p, exc)
             bar.update(1)
         bar.close()
     return paths
 
 
-def _record_worker_failure(spec: RunSpec, cfg: Config, path: Path, exc: BaseException) -> None:
+def _record_worker_failure(spec: RunSpec, md: MDConfig, cfg: Config, path: Path, exc: BaseException) -> None:
     from dislomob.md.run import _base_meta
 
-    meta = _base_meta(spec, cfg.md, cfg.material, path.stem, None)
+    meta = _base_meta(spec, md, cfg.material, path.stem, None)
     meta.status = "failed"
     meta.failure_reason = f"worker: {type(exc).__name__}: {exc}"
     meta.events.append(Event(kind="failed", detail=meta.failure_reason))
