@@ -6,7 +6,7 @@ import numpy as np
 
 from dislomob.md import lmp as L
 from dislomob.md.build import Configuration
-from dislomob.md.dxa import extract_lines, make_dxa_pipeline
+from dislomob.md.dxa import run_dxa
 from dislomob.md.potential import resolve_potential
 from dislomob.md.trajectory import Line
 
@@ -18,6 +18,6 @@ def minimize_and_extract(conf: Configuration, steps: int = 300, threads: int = 2
         L.setup_system(lmp, conf.positions, conf.cell, resolve_potential("Fe_mm.eam.fs"), "Fe", 55.845)
         L.minimize(lmp, steps)
         cell, origin = L.cell_of(lmp)
-        return extract_lines(make_dxa_pipeline(), L.positions_of(lmp), cell, origin), cell
+        return run_dxa(L.positions_of(lmp), cell, origin), cell
     finally:
         lmp.close()

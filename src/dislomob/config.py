@@ -76,7 +76,7 @@ class LoopConfig(_Strict):
 
 
 class MDConfig(_Strict):
-    """MD protocol: timestep, equilibration, production length, DXA sampling, threads."""
+    """MD protocol: timestep, equilibration, production length, DXA sampling (overlapped with MD), threads."""
 
     timestep_fs: float = Field(1.0, gt=0, le=50.0)
     minimize_steps: int = Field(2000, ge=0)
@@ -87,6 +87,7 @@ class MDConfig(_Strict):
     temperature_damping_ps: float = Field(0.1, gt=0)
     threads: int = Field(2, ge=1)
     write_ca: bool = False
+    dxa_overlap: bool = True
     geometry: Literal["dipole", "loop"] = "dipole"
     box: BoxConfig = BoxConfig()
     loop: LoopConfig = LoopConfig()

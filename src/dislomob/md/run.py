@@ -23,6 +23,7 @@ import numpy as np
 from dislomob.config import MaterialConfig, MDConfig
 from dislomob.md.build import Configuration, build_dipole, build_loop
 from dislomob.md.crystal import nearest_orientation
+from dislomob.md.dxa import run_dxa, submit_dxa
 from dislomob.md.potential import resolve_potential
 from dislomob.md.trajectory import Event, Frame, Trajectory, TrajectoryMeta, read_meta, write_trajectory
 
@@ -157,18 +158,21 @@ def simulate(
     return out
 
 
-def _run_md(spec, md, material, conf, meta, out_dir, progress):
+def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configuration, meta: TrajectoryMeta,
+            out_dir: str | Path, progress: bool) -> tuple[list[Frame], list[np.ndarray]]:
+    """LAMMPS run with DXA frames; DXA of frame i runs in a worker thread while MD advances to frame i+1."""
     from tqdm import tqdm
 
     from dislomob.md import lmp as L
-    from dislomob.md.dxa import extract_lines, make_dxa_pipeline
 
     potential = resolve_potential(material.potential)
     lmp = L.open_lammps(md.threads)
+    pending = None
     try:
         L.setup_system(lmp, conf.positions, conf.cell, potential, material.element, ATOMIC_MASS.get(material.element, 55.845))
+        steps_per_sample = max(1, round(md.sample_every_ps * 1000.0 / md.timestep_fs))
         lmp.command(f"timestep {md.timestep_fs / 1000.0!r}")
-        lmp.command(f"thermo {max(1, round(md.sample_every_ps * 1000.0 / md.timestep_fs))}")
+        lmp.command(f"thermo {steps_per_sample}")
         stress = np.array(meta.stress_tensor_gpa)
         loop = spec.geometry == "loop"
         if loop:
@@ -177,18 +181,15 @@ def _run_md(spec, md, material, conf, meta, out_dir, progress):
         if min_steps:
             L.minimize(lmp, min_steps)
             lmp.command("reset_timestep 0")
-        pipe = make_dxa_pipeline()
         cell, origin = L.cell_of(lmp)
-        lines = extract_lines(pipe, L.positions_of(lmp), cell, origin)
+        lines = run_dxa(L.positions_of(lmp), cell, origin)
         expected = EXPECTED_LINES[spec.geometry]
         if len(lines) != expected:
             raise RuntimeError(f"DXA found {len(lines)} lines after minimization, expected {expected} for a {spec.geometry}")
         lmp.command(f"velocity all create {2 * float(spec.temperature_k)!r} {spec.seed} mom yes rot no dist gaussian")
-        zero = np.zeros((3, 3))
-        steps_per_sample = max(1, round(md.sample_every_ps * 1000.0 / md.timestep_fs))
         n_eq = 0 if loop else round(md.equilibrate_ps * 1000.0 / md.timestep_fs)
         if n_eq:
-            lmp.command(L.npt_fix(spec.temperature_k, zero, md.temperature_damping_ps, md.pressure_damping_ps))
+            lmp.command(L.npt_fix(spec.temperature_k, np.zeros((3, 3)), md.temperature_damping_ps, md.pressure_damping_ps))
             _run_checked(lmp, n_eq, spec.temperature_k, setup=True)
             lmp.command("unfix md")
         if not loop:
@@ -198,28 +199,45 @@ def _run_md(spec, md, material, conf, meta, out_dir, progress):
         ca_dir = Path(out_dir) / f"{meta.key}_ca" if md.write_ca else None
         if ca_dir is not None:
             ca_dir.mkdir(parents=True, exist_ok=True)
-        frames, stress_samples = [], []
-        bar = tqdm(total=n_samples + 1, desc=f"MD {spec.geometry} T={spec.temperature_k:g}K s={spec.stress_gpa:g}GPa a={meta.angle_deg:.1f}",
-                   disable=not progress, unit="frame")
+        frames: list[Frame] = []
+        stress_samples: list[np.ndarray] = []
+        desc = f"MD {spec.geometry} T={spec.temperature_k:g}K s={spec.stress_gpa:g}GPa a={meta.angle_deg:.1f}"
+        bar = tqdm(total=n_samples + 1, desc=desc, disable=not progress, unit="frame")
         for i in range(n_samples + 1):
             if i:
                 _run_checked(lmp, steps_per_sample, spec.temperature_k, setup=i == 1)
                 stress_samples.append(L.stress_gpa_of(lmp))
+            if pending is not None and not _collect(pending, frames, meta, expected, bar):
+                pending = None
+                break
             cell, origin = L.cell_of(lmp)
             ca = ca_dir / f"frame_{i:05d}.ca" if ca_dir is not None else None
-            lines = extract_lines(pipe, L.positions_of(lmp), cell, origin, ca)
-            t_ps = i * steps_per_sample * md.timestep_fs / 1000.0
-            bar.update(1)
-            event = line_count_event(len(lines), expected, t_ps)
-            if event is not None:
-                meta.status = "cut"
-                meta.events.append(event)
-                break
-            frames.append(Frame(t_ps, cell, origin, lines))
+            fut = submit_dxa(L.positions_of(lmp), cell, origin, ca)
+            if not md.dxa_overlap:
+                fut.result()
+            pending = (i * steps_per_sample * md.timestep_fs / 1000.0, cell, origin, fut)
+        if pending is not None:
+            _collect(pending, frames, meta, expected, bar)
         bar.close()
         return frames, stress_samples
     finally:
+        if pending is not None:
+            pending[3].result()
         lmp.close()
+
+
+def _collect(pending, frames: list[Frame], meta: TrajectoryMeta, expected: int, bar) -> bool:
+    """Append a DXA frame; on a line-count event cut the trajectory there and return False."""
+    t_ps, cell, origin, fut = pending
+    lines = fut.result()
+    bar.update(1)
+    event = line_count_event(len(lines), expected, t_ps)
+    if event is not None:
+        meta.status = "cut"
+        meta.events.append(event)
+        return False
+    frames.append(Frame(t_ps, cell, origin, lines))
+    return True
 
 
 def line_count_event(n_lines: int, expected: int, time_ps: float) -> Event | None:
