@@ -8,7 +8,6 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e ".[test]"
-	$(BIN)/dvc config --global core.analytics false >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 .PHONY: venv repro test test-fast
