@@ -203,6 +203,7 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
         stress_samples: list[np.ndarray] = []
         desc = f"MD {spec.geometry} T={spec.temperature_k:g}K s={spec.stress_gpa:g}GPa a={meta.angle_deg:.1f}"
         bar = tqdm(total=n_samples + 1, desc=desc, disable=not progress, unit="frame")
+        t_prod = time.perf_counter()
         for i in range(n_samples + 1):
             if i:
                 _run_checked(lmp, steps_per_sample, spec.temperature_k, setup=i == 1)
@@ -218,6 +219,7 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
             pending = (i * steps_per_sample * md.timestep_fs / 1000.0, cell, origin, fut)
         if pending is not None:
             _collect(pending, frames, meta, expected, bar)
+        meta.production_wall_s = time.perf_counter() - t_prod
         bar.close()
         return frames, stress_samples
     finally:

@@ -88,6 +88,7 @@ class TrajectoryMeta(BaseModel):
     measured_stress_tensor_gpa: list[list[float]] | None = None
     versions: dict[str, str] = {}
     wall_time_s: float = 0.0
+    production_wall_s: float | None = None
 
 
 @dataclass
