@@ -88,6 +88,7 @@ class MDConfig(_Strict):
     threads: int = Field(2, ge=1)
     write_ca: bool = False
     dxa_overlap: bool = True
+    dxa_window_nm: float = Field(1.0, ge=0)
     geometry: Literal["dipole", "loop"] = "dipole"
     box: BoxConfig = BoxConfig()
     loop: LoopConfig = LoopConfig()
@@ -144,6 +145,31 @@ class ExecutorConfig(_Strict):
     run_dir: str = ".parsl"
 
 
+class FeaturesConfig(_Strict):
+    """Featurization: node spacing (nm), Gauss points, core width (units of b), periodic images, dt (ps).
+
+    ``burgers_sign`` maps the trajectory's spatial Burgers vector (relative to the order of the line's
+    points) to the Hirth-Lothe convention in which the Peach-Koehler force is (sigma . b) x xi; OVITO's
+    DXA lines glide against (sigma_applied . b_DXA) x xi in our MD runs, hence -1 (the featurize summary
+    reports the agreement as ``pk_agreement``). ``smoothing_passes`` of binomial smoothing are applied
+    before resampling (0: none; OVITO already smooths DXA lines). ``remove_mean_stress`` subtracts the
+    cell average of the dislocations' image-summed stress (NPT holds the average at the applied stress).
+    """
+
+    node_spacing_nm: float = Field(1.5, gt=0)
+    min_nodes_per_line: int = Field(4, ge=3)
+    smoothing_passes: int = Field(0, ge=0)
+    n_gauss: int = Field(2, ge=1, le=8)
+    core_width_b: float = Field(1.0, gt=0)
+    images: int = Field(4, ge=0, le=20)
+    line_images: int = Field(2, ge=0, le=50)
+    remove_mean_stress: bool = True
+    dt_ps: float = Field(1.0, gt=0)
+    frame_stride: int = Field(1, ge=1)
+    burgers_sign: Literal[-1, 1] = -1
+    out_dir: str = "data/graphs"
+
+
 class Config(_Strict):
     """The whole params.yaml."""
 
@@ -153,6 +179,7 @@ class Config(_Strict):
     md: MDConfig = MDConfig()
     dataset: DatasetConfig = DatasetConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    features: FeaturesConfig = FeaturesConfig()
 
 
 def _format_errors(err: ValidationError) -> str:

@@ -81,8 +81,9 @@ def _face_points(origin: np.ndarray, u: np.ndarray, v: np.ndarray, nu_cells: int
     return pts.reshape(-1, 3), (wu[:, None] * wv[None, :]).ravel() * area
 
 
-def _surface_moment(line: NodeLine, faces, mu: float, nu: float, a: float, line_images: int, max_pairs: int) -> np.ndarray:
-    """sum over faces of integral x_j (sigma_0 . n)_i dS (i, j) for one line alone (no lateral images)."""
+def _surface_moment(line: NodeLine, faces, centre: np.ndarray, mu: float, nu: float, a: float, line_images: int,
+                    max_pairs: int) -> np.ndarray:
+    """sum over faces of integral (x - centre)_j (sigma_0 . n)_i dS (i, j) for one line alone (no lateral images)."""
     s, e, b, ts, td, tb = line_sources(line, np.eye(3), 0, line_images)
     out = np.zeros((3, 3))
     for origin, u, v, nu_c, nv_c, normal in faces:
@@ -91,7 +92,7 @@ def _surface_moment(line: NodeLine, faces, mu: float, nu: float, a: float, line_
         if len(ts):
             sig += semi_infinite_stress(pts, ts, td, tb, mu, nu, a, max_pairs)
         traction = sig @ normal
-        out += np.einsum("m,mi,mj->ij", w, traction, pts)
+        out += np.einsum("m,mi,mj->ij", w, traction, pts - centre)
     return out
 
 
@@ -110,11 +111,13 @@ def mean_image_stress(lines: list[NodeLine], cell: np.ndarray, mu: float, nu: fl
     volume = abs(np.linalg.det(cell))
     span = 2 * images + 1
     total = np.zeros((3, 3))
+    if not lines:
+        return total
+    # the averaging cell is centred on the network, where the field points (its GPs) lie
+    cell_corner = np.vstack([ln.nodes for ln in lines]).mean(axis=0) - 0.5 * cell.sum(axis=0)
     for ln in lines:
         axes = [k for k in range(3) if k != ln.period_axis]
-        corner = -images * cell.sum(axis=0)
-        if ln.period_axis is not None:
-            corner = corner + images * cell[ln.period_axis]
+        corner = cell_corner - images * cell[axes].sum(axis=0)
         ext = {k: (span if k in axes else 1) for k in range(3)}
         edges = {k: ext[k] * cell[k] for k in range(3)}
         faces = []
@@ -126,23 +129,19 @@ def mean_image_stress(lines: list[NodeLine], cell: np.ndarray, mu: float, nu: fl
                 normal = -normal
             faces.append((corner + edges[k], edges[p], edges[q], ext[p], ext[q], normal))
             faces.append((corner, edges[p], edges[q], ext[p], ext[q], -normal))
-        m = _surface_moment(ln, faces, mu, nu, a, line_images, max_pairs)
+        m = _surface_moment(ln, faces, cell_corner + 0.5 * cell.sum(axis=0), mu, nu, a, line_images, max_pairs)
         if ln.period_axis is None:
             total += 0.5 * (m + m.T)
             continue
         # rotate so that the line's period is e_2, use x_j with j != 2, then plane strain for (2, 2)
         t = ln.period / np.linalg.norm(ln.period)
-        e0 = np.cross(t, [1.0, 0.0, 0.0] if abs(t[0]) < 0.9 else [0.0, 0.0, 1.0])
+        e0 = cell[axes[0]] - (cell[axes[0]] @ t) * t  # from the cell, so the result rotates with it
         e0 /= np.linalg.norm(e0)
         rot = np.stack([e0, np.cross(t, e0), t])  # rows: e0, e1, t
         mr = rot @ m @ rot.T  # mr[i, j] = integral x'_j t'_i
         loc = np.zeros((3, 3))
-        for i in range(3):
-            for j in range(3):
-                if j != 2:
-                    loc[i, j] = mr[i, j]
-                elif i != 2:
-                    loc[i, j] = mr[j, i]
+        loc[:2, :2] = 0.5 * (mr[:2, :2] + mr[:2, :2].T)
+        loc[2, :2] = loc[:2, 2] = mr[2, :2]
         loc[2, 2] = nu * (loc[0, 0] + loc[1, 1])
         total += rot.T @ loc @ rot
     return total / volume
