@@ -25,6 +25,17 @@ Graph-level attributes
 - ``cell`` (1, 3, 3): periodic cell rows (Angstrom) for minimum-image distances;
 - ``pbc`` (1, 3) bool; ``dt_ps`` (1,); ``temperature_k`` (1,); ``angle_deg`` (1,);
   ``stress_gpa`` (1,); ``traj_id`` str; ``frame_index`` int.
+
+Added by featurize (dislomob.features):
+- ``gp.stress_gpa`` (n_gp, 3, 3): Cartesian stress at the GP (dislocations + applied), GPa;
+  ``gp.segment`` (n_gp,): index of the GP's segment (= index of its start node).
+- ``(node, seg, node).shift`` and ``(target, seg, target).shift`` (n_edges, 3): lattice shift in
+  Angstrom to add to the end node's position (the segment closing a periodic line crosses the cell).
+- ``(gp, to, node)``: each GP to both end nodes of its segment; ``(node, to, gp)`` is its reverse.
+- ``node.frame`` rows are the line's (b_hat, n_hat, s_hat): b_hat = Burgers vector (Hirth-Lothe
+  convention), n_hat = slip plane normal, s_hat = b_hat x n_hat; y_cart = frame^T y.
+- Feature columns: ``dislomob.features.local_frame.GP_FEATURE_NAMES`` / ``NODE_FEATURE_NAMES``.
+- ``n_gauss`` int; ``time_ps`` float. Files: ``dislomob.features.graphs.load_graphs(path)``.
 """
 
 NODE = "node"
