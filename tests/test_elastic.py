@@ -43,3 +43,17 @@ def test_path_angle_jumps_by_two_pi_across_the_cut():
     assert (above - below)[0] == pytest.approx(2 * math.pi, abs=1e-4)
     # far away and away from the cut, no jump
     assert abs(path_angle(np.array([-50.0]), np.array([2.0]), path)[0] - path_angle(np.array([-50.0]), np.array([2.1]), path)[0]) < 1e-2
+
+
+def test_dxa_window_keeps_slabs_around_planes_with_minimum_image():
+    from dislomob.md.run import dxa_window
+
+    cell = np.diag([10.0, 10.0, 100.0])
+    z = np.linspace(0.0, 99.9, 1000)
+    pos = np.stack([np.zeros_like(z), np.zeros_like(z), z], 1)
+    kept = dxa_window(pos, cell, [5.0, 50.0], 10.0)[:, 2]
+    near = lambda v, c: abs((v - c + 50.0) % 100.0 - 50.0) < 10.0  # noqa: E731
+    assert all(near(v, 5.0) or near(v, 50.0) for v in kept)
+    assert kept.min() < 1.0 and kept.max() > 95.0  # the slab around z=5 wraps through z=0
+    assert len(kept) == pytest.approx(400, abs=2)
+    assert len(dxa_window(pos, cell, [5.0], 0.0)) == len(pos)

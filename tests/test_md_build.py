@@ -51,3 +51,19 @@ def test_shear_loop_builds_one_closed_loop_with_half_111_burgers():
 def test_loop_that_does_not_fit_is_refused():
     with pytest.raises(ValueError, match="loop radius"):
         build_loop(nearest_orientation(90.0), A, (40.0, 40.0, 40.0), 30.0)
+
+
+def test_glide_plane_window_finds_the_same_lines_as_the_whole_cell():
+    from dislomob.md.dxa import run_dxa
+    from dislomob.md.run import dxa_window
+
+    conf = build_dipole(nearest_orientation(54.7), A, (40.0, 30.0, 120.0), 82.0, 0.29)
+    full = run_dxa(conf.positions, conf.cell, np.zeros(3))
+    sub = dxa_window(conf.positions, conf.cell, [ln.points[:, 2].mean() for ln in full], 10.0)
+    assert len(sub) < 0.5 * len(conf.positions)
+    windowed = run_dxa(sub, conf.cell, np.zeros(3))
+    assert len(windowed) == len(full) == 2
+    key = lambda ln: ln.points[:, 2].mean()  # noqa: E731
+    for a, b in zip(sorted(full, key=key), sorted(windowed, key=key)):
+        assert np.allclose(a.spatial_burgers, b.spatial_burgers, atol=1e-6)
+        assert abs(a.points[:, 0].mean() - b.points[:, 0].mean()) < 0.5

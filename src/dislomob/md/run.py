@@ -213,7 +213,9 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
                 break
             cell, origin = L.cell_of(lmp)
             ca = ca_dir / f"frame_{i:05d}.ca" if ca_dir is not None else None
-            fut = submit_dxa(L.positions_of(lmp), cell, origin, ca)
+            last = frames[-1].lines if frames else lines
+            pos = dxa_window(L.positions_of(lmp), cell, [ln.points[:, 2].mean() for ln in last], md.dxa_window_nm * 10)
+            fut = submit_dxa(pos, cell, origin, ca)
             if not md.dxa_overlap:
                 fut.result()
             pending = (i * steps_per_sample * md.timestep_fs / 1000.0, cell, origin, fut)
@@ -226,6 +228,22 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
         if pending is not None:
             pending[3].result()
         lmp.close()
+
+
+def dxa_window(positions: np.ndarray, cell: np.ndarray, plane_z: list[float], half_width_angstrom: float) -> np.ndarray:
+    """Atoms within ``half_width_angstrom`` of the glide planes (z, minimum image) the lines sat on at the last frame.
+
+    DXA's cost scales with the atoms it sees; lines glide within their planes, so slabs around the
+    planes of the previous frame find the same lines at a fraction of the cost. Width 0: every atom.
+    """
+    if half_width_angstrom <= 0 or not plane_z:
+        return positions
+    lz = cell[2, 2]
+    keep = np.zeros(len(positions), dtype=bool)
+    for z0 in plane_z:
+        dz = positions[:, 2] - z0
+        keep |= np.abs(dz - lz * np.round(dz / lz)) < half_width_angstrom
+    return positions[keep]
 
 
 def _collect(pending, frames: list[Frame], meta: TrajectoryMeta, expected: int, bar) -> bool:
