@@ -115,3 +115,17 @@ def test_stage_writes_graphs_summary_and_skips_bad_frames_with_reasons(tmp_path)
 def test_featurize_trajectory_without_frames_gives_no_graphs():
     res = featurize_trajectory(Trajectory(meta(), []), Config(), "empty")
     assert res.records == [] and res.rejected == []
+
+
+def test_stage_reads_only_the_runs_the_index_lists(tmp_path):
+    md, out = tmp_path / "md", tmp_path / "graphs"
+    md.mkdir()
+    traj = dipole_trajectory(n_frames=5, dt_ps=0.5)
+    _write_traj(md / "current.h5", traj.frames)
+    _write_traj(md / "cached_old.h5", traj.frames)
+    (md / "index.json").write_text(json.dumps({"runs": [{"file": "current.h5"}]}))
+    data = Config().model_dump()
+    data["features"].update({"node_spacing_nm": 0.6, "images": 1, "line_images": 1})
+    summary = featurize_dataset(Config.model_validate(data), md, out, tmp_path / "summary.json")
+    assert [e["traj_id"] for e in summary["trajectories"]] == ["current"]
+    assert sorted(p.name for p in out.glob("*.pt")) == ["current.pt"]

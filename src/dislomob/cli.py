@@ -69,10 +69,37 @@ def inspect_trajectory(path: Path, skip_ps: float) -> dict:
     return {"metadata": meta, "lines": lines}
 
 
+def _cmd_featurize(args: argparse.Namespace) -> int:
+    from dislomob.features.featurize import featurize_dataset, featurize_file
+
+    cfg = load_config(args.params)
+    if args.file is None:
+        summary = featurize_dataset(cfg, args.in_dir or cfg.dataset.out_dir, args.out_dir or cfg.features.out_dir, args.summary)
+        print(f"featurize: {summary['n_graphs']} graphs from {summary['n_trajectories']} trajectories, "
+              f"{summary['n_rejected']} frames rejected, Peach-Koehler sign agreement {summary['pk_agreement']}")
+        return 0
+    if args.out is None:
+        raise ConfigError("featurize FILE needs --out FILE.pt")
+    entry = featurize_file(cfg, args.file, args.out)
+    entry.pop("_records")
+    print(json.dumps(entry, indent=2, default=str))
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise ConfigError(f"inspect: file {path} not found")
+    if path.suffix == ".pt":
+        from dislomob.features.featurize import inspect_graph_file
+
+        ginfo = inspect_graph_file(path)
+        if args.json:
+            print(json.dumps(ginfo, indent=2, sort_keys=True, default=str))
+        else:
+            for k, v in ginfo.items():
+                print(f"  {k:28s} {v}")
+        return 0
     info = inspect_trajectory(path, args.skip_ps)
     if args.json:
         print(json.dumps(info, indent=2, sort_keys=True))
@@ -111,7 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=_cmd_simulate)
 
-    i = sub.add_parser("inspect", help="show a trajectory's metadata and per-line velocities")
+    f = sub.add_parser("featurize", help="trajectories -> heterogeneous graphs (stage), or one FILE with --out")
+    f.add_argument("file", nargs="?")
+    f.add_argument("--out", help="graph file (.pt) for a single trajectory")
+    f.add_argument("--in-dir", help="trajectory folder for the stage (default: dataset.out_dir)")
+    f.add_argument("--out-dir", help="graph folder for the stage (default: features.out_dir)")
+    f.add_argument("--summary", default="metrics/featurize.json", help="stage summary JSON")
+    f.set_defaults(func=_cmd_featurize)
+
+    i = sub.add_parser("inspect", help="show a trajectory's metadata and per-line velocities, or a graph file's counts")
     i.add_argument("file")
     i.add_argument("--json", action="store_true")
     i.add_argument("--skip-ps", type=float, default=1.0, help="ignore the first ps when fitting velocities")

@@ -153,6 +153,19 @@ def _feature_stats(records: list[dict], vtype: str, names: tuple[str, ...]) -> d
                 "max": float(x[:, k].max())} for k, n in enumerate(names)}
 
 
+def dataset_files(in_dir: Path) -> list[Path]:
+    """The trajectories of a dataset folder: those its ``index.json`` lists, else every ``*.h5``.
+
+    The simulate stage keeps earlier runs in its folder as a cache; the index names the current dataset.
+    """
+    index = in_dir / "index.json"
+    if index.is_file():
+        import json
+
+        return sorted(in_dir / r["file"] for r in json.loads(index.read_text())["runs"])
+    return sorted(in_dir.glob("*.h5"))
+
+
 def featurize_dataset(cfg: Config, in_dir: str | Path, out_dir: str | Path, summary_path: str | Path) -> dict[str, Any]:
     """Featurize every ``*.h5`` trajectory in ``in_dir`` into ``out_dir/<name>.pt``; write a JSON summary.
 
@@ -162,7 +175,7 @@ def featurize_dataset(cfg: Config, in_dir: str | Path, out_dir: str | Path, summ
     if not in_dir.is_dir():
         raise FileNotFoundError(f"trajectory folder {in_dir} not found")
     t0 = time.perf_counter()
-    paths = sorted(in_dir.glob("*.h5"))
+    paths = dataset_files(in_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries, records = [], []
     for p in paths:
