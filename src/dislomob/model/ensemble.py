@@ -1,0 +1,83 @@
+"""Ensemble use of an EnsemblePIGNN: top-50% member selection, predictive mean and variance (paper
+Eq. 6-7), relative uncertainty of a trajectory, saving, loading and warm starts.
+
+Displacements in Angstrom; variances in Angstrom^2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from dislomob.atomic import atomic_path
+from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
+
+ENSEMBLE_FORMAT_VERSION = 1
+
+
+@torch.no_grad()
+def select_top(model: EnsemblePIGNN, val_loss: Tensor, fraction: float = 0.5) -> Tensor:
+    """Mark the best ``fraction`` of members (lowest validation loss, non-finite last) active; return their indices."""
+    if val_loss.shape != (model.hp.members,):
+        raise ValueError(f"val_loss shape {tuple(val_loss.shape)}: expected ({model.hp.members},)")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction}: allowed 0 < fraction <= 1")
+    k = max(1, int(round(fraction * model.hp.members)))
+    score = torch.where(torch.isfinite(val_loss), val_loss, torch.full_like(val_loss, float("inf")))
+    best = torch.argsort(score, stable=True)[:k]
+    model.active.zero_()
+    model.active[best] = True
+    return best
+
+
+def predictive(dx: Tensor, active: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean (n, 3) and variance (n, 3) over the active members of per-member displacements dx (M, n, 3) (Eq. 6-7)."""
+    sel = dx[active]
+    if sel.shape[0] == 0:
+        raise ValueError("no active ensemble member: run select_top first")
+    mean = sel.mean(0)
+    return mean, ((sel - mean) ** 2).mean(0)
+
+
+def relative_uncertainty(mean: Tensor, var: Tensor) -> float:
+    """Averaged single-step predictive standard deviation relative to the mean |dx| over the given nodes."""
+    sigma = var.sum(-1).clamp_min(0).sqrt().mean()
+    mu = mean.norm(dim=-1).mean()
+    return float(sigma / mu.clamp_min(1e-12))
+
+
+def save_ensemble(model: EnsemblePIGNN, path: str | Path, extra: dict | None = None) -> None:
+    """Write hyperparameters, weights, scales and active members atomically (loadable with weights_only=True)."""
+    payload = {"format_version": ENSEMBLE_FORMAT_VERSION, "hparams": model.hp.as_dict(),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "extra": extra or {}}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_ensemble(path: str | Path) -> tuple[EnsemblePIGNN, dict]:
+    """(model, extra) from a file written by :func:`save_ensemble`."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"ensemble file {p} not found")
+    data = torch.load(p, weights_only=True)
+    if data.get("format_version") != ENSEMBLE_FORMAT_VERSION:
+        raise ValueError(f"{p}: ensemble format_version {data.get('format_version')} != {ENSEMBLE_FORMAT_VERSION}")
+    model = EnsemblePIGNN(PIGNNHParams(**data["hparams"]))
+    model.load_state_dict(data["state_dict"])
+    return model, data["extra"]
+
+
+@torch.no_grad()
+def warm_start(model: EnsemblePIGNN, previous: EnsemblePIGNN) -> None:
+    """Copy a previous ensemble's weights and feature scales into ``model`` (same members, widths, depth).
+
+    All members become active again; the previous scales are kept so the weights keep their meaning.
+    """
+    a, b = model.hp, previous.hp
+    for key in ("members", "node_in", "gp_in", "width", "depth"):
+        if getattr(a, key) != getattr(b, key):
+            raise ValueError(f"warm start needs equal {key}: model has {getattr(a, key)}, previous has {getattr(b, key)}")
+    model.load_state_dict(previous.state_dict())
+    model.active.fill_(True)

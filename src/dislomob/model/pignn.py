@@ -1,0 +1,121 @@
+"""Physics-informed GNN ensemble: F-, B- and E-nets for M members evaluated in one pass (paper Eq. 2).
+
+dx_local = dt * F / B * exp(-E / (k_B T)) in each node's local frame (b_hat, n_hat, s_hat), then
+dx = frame^T dx_local in Cartesian coordinates. Units: dx in Angstrom, dt in ps, F in Angstrom/ps
+(a drive already divided by a reference drag), B dimensionless (> 0), E in eV (>= 0), T in K.
+The 3*M networks (F, B, E for every member) share one stacked HeteroSAGE computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as tf
+from torch import Tensor, nn
+
+from dislomob import graph_schema as S
+from dislomob.model.heterosage import GroupedLinear, HeteroSAGE, mean_adjacency
+
+K_B_EV_PER_K = 8.617333262e-5
+NETS = ("F", "B", "E")
+
+
+@dataclass(frozen=True)
+class PIGNNHParams:
+    """Sizes and seeds of an ensemble; ``node_in``/``gp_in`` are read from the data."""
+
+    members: int
+    node_in: int
+    gp_in: int
+    width: int = 20
+    depth: int = 2
+    seed: int = 0
+    energy_scale_ev: float = 0.01
+    drag_floor: float = 1e-3
+
+    def __post_init__(self) -> None:
+        for key in ("members", "node_in", "gp_in", "width", "depth"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"PIGNNHParams.{key}={getattr(self, key)}: allowed >= 1")
+        if not (self.energy_scale_ev > 0 and self.drag_floor > 0):
+            raise ValueError(f"energy_scale_ev={self.energy_scale_ev} and drag_floor={self.drag_floor} must be > 0")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def member_seeds(seed: int, net: int, members: int) -> list[int]:
+    """Distinct seeds for the ``members`` copies of net ``net`` (0=F, 1=B, 2=E)."""
+    return [seed * 10_000 + net * 1_000 + m + 1 for m in range(members)]
+
+
+def _standardize(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    if x.shape[-1] != mean.shape[-1]:
+        raise ValueError(f"feature width {x.shape[-1]} differs from the model's {mean.shape[-1]}")
+    return (x - mean) / std
+
+
+class EnsemblePIGNN(nn.Module):
+    """M PI-GNN members; ``forward`` returns per-member displacements and the F, B, E outputs."""
+
+    def __init__(self, hp: PIGNNHParams):
+        super().__init__()
+        self.hp = hp
+        m = hp.members
+        seeds = [s for k in range(3) for s in member_seeds(hp.seed, k, m)]
+        self.trunk = HeteroSAGE(3 * m, hp.node_in, hp.gp_in, hp.width, hp.depth, seeds)
+        self.head_f = GroupedLinear(m, hp.width, 3, [s + 7 for s in member_seeds(hp.seed, 0, m)])
+        self.head_b = GroupedLinear(m, hp.width, 1, [s + 7 for s in member_seeds(hp.seed, 1, m)])
+        self.head_e = GroupedLinear(m, hp.width, 1, [s + 7 for s in member_seeds(hp.seed, 2, m)])
+        self.register_buffer("node_mean", torch.zeros(hp.node_in))
+        self.register_buffer("node_std", torch.ones(hp.node_in))
+        self.register_buffer("gp_mean", torch.zeros(hp.gp_in))
+        self.register_buffer("gp_std", torch.ones(hp.gp_in))
+        self.register_buffer("speed_scale", torch.ones(()))
+        self.register_buffer("active", torch.ones(m, dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit_scales(self, node_x: Tensor, gp_x: Tensor, speed_rms: float) -> None:
+        """Feature means/stds from training data; ``speed_rms`` (Angstrom/ps) sets the F output scale."""
+        for name, x in (("node", node_x), ("gp", gp_x)):
+            std = x.std(0) if x.shape[0] > 1 else torch.ones(x.shape[1])
+            getattr(self, f"{name}_mean").copy_(x.mean(0))
+            getattr(self, f"{name}_std").copy_(torch.where(std > 1e-6 * (1 + x.abs().mean(0)), std, torch.ones_like(std)))
+        if not speed_rms > 0:
+            raise ValueError(f"speed_rms={speed_rms} Angstrom/ps: must be > 0 (targets without motion?)")
+        self.speed_scale.fill_(float(speed_rms))
+
+    def forward(self, batch) -> dict[str, Tensor]:
+        """Per-member outputs for a (batched) graph_schema HeteroData.
+
+        Returns dx (M, n, 3) Cartesian Angstrom, dx_local (M, n, 3) in (b, n, s), force (M, n, 3)
+        Angstrom/ps, drag (M, n) dimensionless, energy_ev (M, n), all for the ``n`` nodes.
+        """
+        node, gp = batch[S.NODE], batch[S.GP]
+        n_node, n_gp, m = node.x.shape[0], gp.x.shape[0], self.hp.members
+        g2n = mean_adjacency(batch[S.GP_TO_NODE].edge_index, n_gp, n_node)
+        n2g = mean_adjacency(batch[S.NODE_TO_GP].edge_index, n_node, n_gp)
+        x_node = _standardize(node.x.float(), self.node_mean, self.node_std)
+        x_gp = _standardize(gp.x.float(), self.gp_mean, self.gp_std)
+        h = self.trunk(x_node, x_gp, g2n, n2g)  # (n, 3M, width)
+        force = self.head_f(h[:, :m]) * self.speed_scale  # (n, M, 3)
+        drag = tf.softplus(self.head_b(h[:, m:2 * m])[..., 0]) + self.hp.drag_floor  # (n, M)
+        energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h[:, 2 * m:])[..., 0])
+        temp = node.temperature_k.float().clamp_min(1e-3)[:, None]
+        dt = _node_dt(batch, n_node)[:, None]
+        dx_local = (dt * torch.exp(-energy / (K_B_EV_PER_K * temp)) / drag)[..., None] * force
+        dx_local = dx_local.transpose(0, 1)  # (M, n, 3)
+        dx = torch.einsum("nij,mni->mnj", node.frame.float(), dx_local)
+        return {"dx": dx, "dx_local": dx_local, "force": force.transpose(0, 1), "drag": drag.T, "energy_ev": energy.T}
+
+
+def _node_dt(batch, n_node: int) -> Tensor:
+    """Time step (ps) of each node from the graph-level ``dt_ps``."""
+    dt = batch.dt_ps.float().reshape(-1)
+    nb = getattr(batch[S.NODE], "batch", None)
+    if nb is not None:
+        return dt[nb]
+    if dt.numel() != 1:
+        raise ValueError(f"dt_ps has {dt.numel()} values but the nodes carry no batch vector")
+    return dt.expand(n_node)
