@@ -9,6 +9,7 @@ configuration through the local frame, so a rotated configuration gives the same
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch_geometric.data import HeteroData
 
@@ -19,6 +20,17 @@ N_HAT = np.array([0.0, 0.0, 1.0])
 FRAME = np.stack([B_HAT, N_HAT, np.cross(B_HAT, N_HAT)])  # rows b_hat, n_hat, s_hat
 MOBILITY_EDGE = 8.0  # Angstrom / ps / GPa
 MOBILITY_SCREW = 1.5
+
+
+
+@pytest.fixture(autouse=True)
+def torch_one_thread():
+    """Run torch on one thread: the test machine's two cores are shared with MD runs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 Line = tuple[np.ndarray, np.ndarray]  # (nodes (n,3), period (3,); zero period = closed loop)
 

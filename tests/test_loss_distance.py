@@ -10,7 +10,7 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from dislomob.model.loss import Polylines, displacement_loss, line_distance, relative_error, symmetric_distance
-from model_helpers import circle, glide_cell, loop_graph, random_rotation, straight_graph, straight_line
+from model_helpers import circle, glide_cell, loop_graph, random_rotation, straight_graph, straight_line, torch_one_thread  # noqa: F401 (autouse fixture)
 
 
 def brute_point_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray, cell: np.ndarray) -> float:

@@ -10,7 +10,7 @@ from dislomob import graph_schema as S
 from dislomob.model.ensemble import (load_ensemble, predictive, relative_uncertainty, save_ensemble, select_top,
                                      warm_start)
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
-from model_helpers import loop_graph
+from model_helpers import loop_graph, torch_one_thread  # noqa: F401 (autouse fixture)
 
 
 def _hp(g, members: int = 6, seed: int = 0) -> PIGNNHParams:

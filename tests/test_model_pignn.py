@@ -11,7 +11,7 @@ from torch_geometric.loader import DataLoader
 from dislomob import graph_schema as S
 from dislomob.model.heterosage import MeanAggregation, mean_adjacency
 from dislomob.model.pignn import K_B_EV_PER_K, EnsemblePIGNN, PIGNNHParams
-from model_helpers import loop_graph, random_rotation, straight_graph
+from model_helpers import loop_graph, random_rotation, straight_graph, torch_one_thread  # noqa: F401 (autouse fixture)
 
 
 def _model(graphs, members: int = 3, width: int = 8, depth: int = 2, seed: int = 0) -> EnsemblePIGNN:

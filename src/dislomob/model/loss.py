@@ -35,15 +35,21 @@ class Polylines:
         if self.shift is not None:
             vec = vec + self.shift.to(pos.dtype)
         else:
-            vec = minimum_image(vec, cell[self.batch[self.src]])
+            vec = minimum_image(vec, cell, self.batch[self.src])
         return start, vec
 
 
-def minimum_image(vec: Tensor, cell: Tensor) -> Tensor:
-    """Vectors (..., k, 3) Angstrom reduced to their shortest image in cells (k, 3, 3) (rows = cell vectors)."""
-    inv = torch.linalg.inv(cell.to(vec.dtype))
+def minimum_image(vec: Tensor, cell: Tensor, index: Tensor | None = None) -> Tensor:
+    """Vectors (..., k, 3) Angstrom reduced to their shortest image in cells (rows = cell vectors).
+
+    ``cell`` is (k, 3, 3), or (n_graphs, 3, 3) with ``index`` (k,) naming each vector's graph.
+    """
+    cell = cell.to(vec.dtype)
+    inv = torch.linalg.inv(cell)
+    if index is not None:
+        cell, inv = cell[index], inv[index]
     frac = torch.einsum("...ka,kab->...kb", vec, inv)
-    return vec - torch.einsum("...ka,kab->...kb", torch.round(frac).detach(), cell.to(vec.dtype))
+    return vec - torch.einsum("...ka,kab->...kb", torch.round(frac).detach(), cell)
 
 
 def _cumsum0(x: Tensor) -> Tensor:
@@ -74,7 +80,7 @@ def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_
     order = torch.argsort(seg_batch, stable=True)
     seg_start, seg_vec, seg_batch = seg_start[..., order, :], seg_vec[..., order, :], seg_batch[order]
     p_idx, s_idx = _pairs(point_batch, seg_batch, cell.shape[0])
-    d0 = minimum_image(seg_start[..., s_idx, :] - points[..., p_idx, :], cell[point_batch[p_idx]])
+    d0 = minimum_image(seg_start[..., s_idx, :] - points[..., p_idx, :], cell, point_batch[p_idx])
     e = seg_vec[..., s_idx, :]
     ee = (e * e).sum(-1).clamp_min(EPS_ANGSTROM**2)
     u = (-(d0 * e).sum(-1) / ee).clamp(0.0, 1.0)

@@ -1,0 +1,1 @@
+"""Discrete dislocation dynamics helpers: baseline mobility laws."""
