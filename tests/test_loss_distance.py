@@ -177,3 +177,11 @@ def test_graph_without_segments_is_refused() -> None:
     cell = torch.eye(3, dtype=torch.float64).repeat(2, 1, 1) * 10
     with pytest.raises(ValueError, match="graph 1 has points but no segments"):
         symmetric_distance(pts, lines, pts, lines, cell)
+
+
+def test_nan_position_propagates_to_the_loss() -> None:
+    graphs = [straight_graph(30.0, 0.4, 300.0, n=5), straight_graph(60.0, 0.4, 300.0, n=5)]
+    batch = next(iter(DataLoader(graphs, batch_size=2)))
+    batch["target"].pos[7, 1] = float("nan")
+    loss = displacement_loss(batch, torch.zeros_like(batch["node"].pos))
+    assert bool(torch.isfinite(loss[0])) and bool(torch.isnan(loss[1]))

@@ -87,7 +87,9 @@ def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_
     v = d0 + u[..., None] * e
     d2 = (v * v).sum(-1)
     out = d2.new_full(d2.shape[:-1] + (len(point_batch),), float("inf"))
-    return out.scatter_reduce(-1, p_idx.expand_as(d2), d2, reduce="amin", include_self=True)
+    out = out.scatter_reduce(-1, p_idx.expand_as(d2), d2, reduce="amin", include_self=True)
+    nan = torch.zeros_like(out).index_add(-1, p_idx, torch.isnan(d2).to(out.dtype))
+    return torch.where(nan > 0, torch.full_like(out, float("nan")), out)  # amin would skip NaN: propagate it
 
 
 def line_distance(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
@@ -96,7 +98,7 @@ def line_distance(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_ve
     d2 = node_to_line_sq(points, point_batch, seg_start, seg_vec, seg_batch, cell)
     total = d2.new_zeros(d2.shape[:-1] + (cell.shape[0],)).index_add(-1, point_batch, d2)
     positive = total > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, total, torch.ones_like(total))), torch.zeros_like(total))
+    return torch.where(positive, torch.sqrt(torch.where(positive, total, torch.ones_like(total))), 0.0 * total)
 
 
 def symmetric_distance(pos1: Tensor, lines1: Polylines, pos2: Tensor, lines2: Polylines, cell: Tensor) -> Tensor:
