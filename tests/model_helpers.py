@@ -216,3 +216,30 @@ def random_rotation(seed: int) -> np.ndarray:
     q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
     q = q * np.sign(np.diag(r))[None]
     return q if np.linalg.det(q) > 0 else -q
+
+
+def graph_record(g: HeteroData) -> dict:
+    """The graph-file record (dislomob.features.graphs format) of a graph made by :func:`line_graph`."""
+    edges = {}
+    for et in (S.GP_TO_NODE, S.NODE_TO_GP, S.NODE_SEG, S.TARGET_SEG):
+        key = "__".join(et)
+        edges[key] = g[et].edge_index
+        if "shift" in g[et]:
+            edges[key + "_shift"] = g[et].shift
+    graph = {k: g[k] for k in ("cell", "pbc", "dt_ps", "temperature_k", "angle_deg", "stress_gpa", "traj_id",
+                               "frame_index")}
+    graph["n_gauss"] = int(len(g[S.GP].segment) // g[S.NODE_SEG].edge_index.shape[1])
+    graph["time_ps"] = float(g.frame_index) * float(g.dt_ps)
+    return {S.NODE: dict(g[S.NODE].items()), S.GP: dict(g[S.GP].items()), S.TARGET: dict(g[S.TARGET].items()),
+            "edges": edges, "graph": graph}
+
+
+def trajectory_graphs(traj_id: str, angle_deg: float, tau_gpa: float, temperature_k: float, n_frames: int = 3,
+                      n: int = 6, dt_ps: float = 1.0) -> list[HeteroData]:
+    """Consecutive graphs of one wavy line moving under the test law (a synthetic trajectory)."""
+    out = []
+    for k in range(n_frames):
+        out.append(straight_graph(angle_deg, tau_gpa, temperature_k, n=n, wiggle=1.0 + 0.3 * k, dt_ps=dt_ps,
+                                  traj_id=traj_id, frame_index=k,
+                                  translation=np.array([0.0, 0.0, 0.0]) + k * 0.5 * tangent_dir(angle_deg + 90.0)))
+    return out

@@ -170,6 +170,40 @@ class FeaturesConfig(_Strict):
     out_dir: str = "data/graphs"
 
 
+class TrainConfig(_Strict):
+    """PI-GNN ensemble training: members, HeteroSAGE width/depth, optimizer, split by trajectory, tracking.
+
+    ``split`` = train/test/validation fractions of trajectories; ``top_fraction`` of members (lowest
+    validation loss) form the prediction; ``warm_start`` = path of a previous ensemble file or null;
+    ``energy_scale_ev`` scales the E-net output (eV); ``divergence_factor`` stops a run whose loss
+    exceeds that multiple of its first epoch's loss.
+    """
+
+    members: int = Field(20, ge=2)
+    top_fraction: float = Field(0.5, gt=0, le=1)
+    width: int = Field(20, ge=1)
+    depth: int = Field(2, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    epochs: int = Field(60, ge=1)
+    batch_size: int = Field(16, ge=1)
+    split: tuple[float, float, float] = (0.7, 0.2, 0.1)
+    energy_scale_ev: float = Field(0.01, gt=0)
+    divergence_factor: float = Field(100.0, gt=1)
+    baseline_steps: int = Field(300, ge=1)
+    threads: int = Field(2, ge=1)
+    warm_start: str | None = None
+    tracking_uri: str = "sqlite:///mlflow/mlflow.db"
+    experiment: str = "dislomob-train"
+    model_dir: str = "models/train"
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) <= 0 or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"split {list(v)} not allowed: three positive fractions (train, test, val) summing to 1")
+        return v
+
+
 class Config(_Strict):
     """The whole params.yaml."""
 
@@ -180,6 +214,7 @@ class Config(_Strict):
     dataset: DatasetConfig = DatasetConfig()
     executor: ExecutorConfig = ExecutorConfig()
     features: FeaturesConfig = FeaturesConfig()
+    train: TrainConfig = TrainConfig()
 
 
 def _format_errors(err: ValidationError) -> str:

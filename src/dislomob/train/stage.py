@@ -1,0 +1,166 @@
+"""The ``train`` stage: graphs -> trained PI-GNN ensemble + fitted baseline + metrics, tracked in MLflow.
+
+Reads every graph file ``<graphs_dir>/*.pt``; writes ``<model_dir>/ensemble.pt`` (weights, scales,
+top members), ``<model_dir>/last_good.pt`` (checkpoint of the last finite epoch),
+``<model_dir>/baseline.json`` (fitted law), ``<model_dir>/split.json`` (trajectories per split),
+``<model_dir>/run.json`` (MLflow run id)
+and the metrics JSON. Lengths in Angstrom, times in ps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch_geometric.data import HeteroData
+from torch_geometric.loader import DataLoader
+
+from dislomob import graph_schema as S
+from dislomob.atomic import write_json
+from dislomob.config import Config, TrainConfig
+from dislomob.ddd.baselines import PhenomenologicalMobility, fit_baseline
+from dislomob.model.ensemble import load_ensemble, save_ensemble, select_top, warm_start
+from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
+from dislomob.train.data import GraphDataModule, load_graph_dir
+from dislomob.train.evaluate import character_speeds, evaluation_metrics
+from dislomob.train.module import EnsembleModule, TrainingDiverged
+
+
+@dataclass
+class TrainResult:
+    """A trained ensemble with its member history, split and timing."""
+
+    model: EnsemblePIGNN
+    data: GraphDataModule
+    history: list[dict[str, list[float]]]
+    val_loss: list[float]
+    wall_s: float
+
+
+def _speed_rms(graphs: list[HeteroData]) -> float:
+    """RMS nodal speed |y| / dt (Angstrom/ps) of the training targets."""
+    total, count = 0.0, 0
+    for g in graphs:
+        y = g[S.NODE].y.double()
+        total += float((y * y).sum()) / float(g.dt_ps.reshape(-1)[0]) ** 2
+        count += y.shape[0]
+    return (total / max(count, 1)) ** 0.5
+
+
+def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> EnsemblePIGNN:
+    """A fresh ensemble sized from the data (feature widths) with scales fitted on the training graphs,
+    or the ``tc.warm_start`` ensemble's weights and scales."""
+    g = train_graphs[0]
+    hp = PIGNNHParams(members=tc.members, node_in=g[S.NODE].x.shape[1], gp_in=g[S.GP].x.shape[1], width=tc.width,
+                      depth=tc.depth, seed=seed, energy_scale_ev=tc.energy_scale_ev)
+    model = EnsemblePIGNN(hp)
+    if tc.warm_start:
+        previous, _ = load_ensemble(tc.warm_start)
+        warm_start(model, previous)
+        return model
+    model.fit_scales(torch.cat([h[S.NODE].x for h in train_graphs]), torch.cat([h[S.GP].x for h in train_graphs]),
+                     _speed_rms(train_graphs))
+    return model
+
+
+def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_dir: str | Path,
+                   progress: bool = True) -> TrainResult:
+    """Train all members in one Lightning run, then keep the top ``tc.top_fraction`` by validation loss.
+
+    Raises TrainingDiverged (message names epoch and the last good checkpoint) on a NaN or diverging loss.
+    """
+    torch.set_num_threads(tc.threads)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    data = GraphDataModule(graphs, tc.split, tc.batch_size, seed)
+    model = build_model(tc, seed, data.sets["train"])
+    ckpt = Path(model_dir) / "last_good.pt"
+    module = EnsembleModule(model, tc.learning_rate, tc.divergence_factor, ckpt)
+    trainer = pl.Trainer(max_epochs=tc.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0)
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    wall = time.perf_counter() - t0
+    if module.diverged is not None:
+        raise TrainingDiverged(module.diverged)
+    val = module.history[-1]["val"]
+    select_top(model, torch.tensor(val), tc.top_fraction)
+    return TrainResult(model, data, module.history, val, wall)
+
+
+def _mlflow_run(tc: TrainConfig):
+    """Point MLflow at ``tc.tracking_uri`` (artifacts next to a sqlite DB) and open a run in ``tc.experiment``."""
+    import mlflow
+
+    uri = tc.tracking_uri
+    artifacts = None
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        artifacts = (db.parent / "artifacts").resolve().as_uri()
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(tc.experiment) is None:
+        mlflow.create_experiment(tc.experiment, artifact_location=artifacts)
+    mlflow.set_experiment(tc.experiment)
+    return mlflow.start_run(run_name="train")
+
+
+@torch.no_grad()
+def _inference_rate(model: EnsemblePIGNN, graphs: list[HeteroData], batch_size: int) -> float:
+    """Graphs per second of an ensemble forward pass (all members) over ``graphs``."""
+    batches = list(DataLoader(graphs, batch_size=batch_size))
+    t0 = time.perf_counter()
+    for b in batches:
+        model(b)
+    return len(graphs) / max(time.perf_counter() - t0, 1e-9)
+
+
+def train_stage(cfg: Config, graphs_dir: str | Path, model_dir: str | Path, metrics_path: str | Path,
+                progress: bool = True) -> dict[str, Any]:
+    """Run the train stage; return the metrics written to ``metrics_path`` (JSON)."""
+    import mlflow
+
+    tc = cfg.train
+    model_dir = Path(model_dir)
+    t0 = time.perf_counter()
+    graphs = load_graph_dir(graphs_dir)
+    with _mlflow_run(tc):
+        mlflow.log_params({**{f"train.{k}": v for k, v in tc.model_dump().items()}, "seed": cfg.seed,
+                           "n_graphs": len(graphs), "graphs_dir": str(graphs_dir)})
+        result = train_ensemble(graphs, tc, cfg.seed, model_dir, progress)
+        sets = result.data.sets
+        base_batch = next(iter(DataLoader(sets["train"], batch_size=len(sets["train"]))))
+        law, fit = fit_baseline(base_batch, steps=tc.baseline_steps)
+        metrics = evaluation_metrics(result.model, law, sets["test"])
+        metrics.update(character_speeds(result.model, graphs))
+        metrics.update({"train_wall_s": result.wall_s, "stage_wall_s": time.perf_counter() - t0,
+                        "inference_graphs_per_s": _inference_rate(result.model, sets["test"], tc.batch_size),
+                        "members": tc.members, "members_selected": int(result.model.active.sum()),
+                        "val_loss_selected_mean_angstrom": float(torch.tensor(result.val_loss)[result.model.active].mean())})
+        save_ensemble(result.model, model_dir / "ensemble.pt",
+                      {"val_loss": result.val_loss, "split": result.data.parts, "seed": cfg.seed})
+        write_json(model_dir / "baseline.json", asdict(fit))
+        write_json(model_dir / "split.json", result.data.parts)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+        for name in ("ensemble.pt", "baseline.json", "split.json"):
+            mlflow.log_artifact(str(model_dir / name), artifact_path="model")
+        write_json(model_dir / "run.json", {"mlflow_run_id": mlflow.active_run().info.run_id})
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def load_baseline(path: str | Path) -> PhenomenologicalMobility:
+    """The fitted baseline law from ``baseline.json`` written by the stage."""
+    import json
+
+    fit = json.loads(Path(path).read_text())
+    law = PhenomenologicalMobility(sign=fit["sign"])
+    with torch.no_grad():
+        law.log_edge_drag0.fill_(torch.tensor(fit["edge_drag0"]).log())
+        law.log_edge_drag1.fill_(torch.tensor(fit["edge_drag1"]).log())
+        law.log_screw_mobility0.fill_(torch.tensor(fit["screw_mobility0"]).log())
+        law.log_screw_activation.fill_(torch.tensor(fit["screw_activation_ev"]).log())
+    return law
