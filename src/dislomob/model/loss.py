@@ -52,22 +52,20 @@ def minimum_image(vec: Tensor, cell: Tensor, index: Tensor | None = None) -> Ten
     return vec - torch.einsum("...ka,kab->...kb", torch.round(frac).detach(), cell)
 
 
-def _cumsum0(x: Tensor) -> Tensor:
-    return torch.cat([x.new_zeros(1), torch.cumsum(x, 0)])
-
-
-def _pairs(point_batch: Tensor, seg_batch: Tensor, n_graphs: int) -> tuple[Tensor, Tensor]:
-    """All (point, segment) index pairs within the same graph; segments must be sorted by graph."""
-    seg_count = torch.bincount(seg_batch, minlength=n_graphs)
-    empty = (seg_count == 0) & (torch.bincount(point_batch, minlength=n_graphs) > 0)
-    if bool(empty.any()):
-        g = int(torch.nonzero(empty)[0])
-        raise ValueError(f"graph {g} has points but no segments to measure their distance to")
-    per_point = seg_count[point_batch]
-    p_idx = torch.repeat_interleave(torch.arange(len(point_batch), device=point_batch.device), per_point)
-    local = torch.arange(len(p_idx), device=p_idx.device) - _cumsum0(per_point)[:-1][p_idx]
-    s_idx = _cumsum0(seg_count)[:-1][point_batch[p_idx]] + local
-    return p_idx, s_idx
+def _dense(x: Tensor, batch: Tensor, n_graphs: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Rows of x (..., k, 3) grouped by graph: (padded (..., n_graphs, k_max, 3), mask (n_graphs, k_max),
+    sort order, graph and slot of each sorted row)."""
+    order = torch.argsort(batch, stable=True)
+    b = batch[order]
+    count = torch.bincount(b, minlength=n_graphs)
+    ptr = torch.cat([count.new_zeros(1), torch.cumsum(count, 0)])
+    slot = torch.arange(len(b), device=b.device) - ptr[b]
+    k_max = int(count.max()) if len(b) else 0
+    out = x.new_zeros(x.shape[:-2] + (n_graphs, k_max, 3))
+    out[..., b, slot, :] = x[..., order, :]
+    mask = torch.zeros(n_graphs, k_max, dtype=torch.bool, device=x.device)
+    mask[b, slot] = True
+    return out, mask, order, b, slot
 
 
 def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
@@ -75,21 +73,35 @@ def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_
     """Squared distance (..., n_points) Angstrom^2 of each point to the nearest segment of its own graph.
 
     Node-to-segment distance (Eq. 3): the projection onto the segment when its foot lies on the
-    segment, else the nearer end; minimum image in the graph's cell (n_graphs, 3, 3).
+    segment, else the nearer end; minimum image in the graph's cell (n_graphs, 3, 3). All pairs of
+    a graph are evaluated at once on zero-padded (graph, point, segment) blocks. With leading
+    (ensemble) dimensions the periodic image of each pair is chosen once, from the mean over them.
     """
-    order = torch.argsort(seg_batch, stable=True)
-    seg_start, seg_vec, seg_batch = seg_start[..., order, :], seg_vec[..., order, :], seg_batch[order]
-    p_idx, s_idx = _pairs(point_batch, seg_batch, cell.shape[0])
-    d0 = minimum_image(seg_start[..., s_idx, :] - points[..., p_idx, :], cell, point_batch[p_idx])
-    e = seg_vec[..., s_idx, :]
-    ee = (e * e).sum(-1).clamp_min(EPS_ANGSTROM**2)
-    u = (-(d0 * e).sum(-1) / ee).clamp(0.0, 1.0)
+    n_graphs = cell.shape[0]
+    lead = points.shape[:-2]
+    empty = (torch.bincount(seg_batch, minlength=n_graphs) == 0) & (torch.bincount(point_batch, minlength=n_graphs) > 0)
+    if bool(empty.any()):
+        g = int(torch.nonzero(empty)[0])
+        raise ValueError(f"graph {g} has points but no segments to measure their distance to")
+    pts, _, p_order, pb, p_slot = _dense(points, point_batch, n_graphs)
+    start, s_mask, _, _, _ = _dense(seg_start, seg_batch, n_graphs)
+    vec, _, _, _, _ = _dense(seg_vec, seg_batch, n_graphs)
+    d0 = start[..., :, None, :, :] - pts[..., :, :, None, :]  # (..., G, P, S, 3)
+    ref = d0.detach().reshape((-1,) + d0.shape[len(lead):]).mean(0) if lead else d0.detach()
+    cell = cell.to(points.dtype)
+    frac = torch.einsum("gpsa,gab->gpsb", ref, torch.linalg.inv(cell))
+    d0 = d0 - torch.einsum("gpsa,gab->gpsb", torch.round(frac), cell)
+    e = vec[..., :, None, :, :]
+    ee = (vec * vec).sum(-1).clamp_min(EPS_ANGSTROM**2)[..., :, None, :]
+    de = (d0 * e).sum(-1)
+    u = (-de / ee).clamp(0.0, 1.0)
     v = d0 + u[..., None] * e
-    d2 = (v * v).sum(-1)
-    out = d2.new_full(d2.shape[:-1] + (len(point_batch),), float("inf"))
-    out = out.scatter_reduce(-1, p_idx.expand_as(d2), d2, reduce="amin", include_self=True)
-    nan = torch.zeros_like(out).index_add(-1, p_idx, torch.isnan(d2).to(out.dtype))
-    return torch.where(nan > 0, torch.full_like(out, float("nan")), out)  # amin would skip NaN: propagate it
+    d2 = (v * v).sum(-1)  # not |d0|^2 + 2u d0.e + u^2 e.e: that cancels badly in float32
+    d2 = torch.where(s_mask[:, None, :], d2, torch.full_like(d2, float("inf")))
+    near = torch.amin(d2, dim=-1)  # (..., G, P); NaN propagates
+    out = torch.empty(lead + (len(point_batch),), dtype=near.dtype, device=near.device)
+    out[..., p_order] = near[..., pb, p_slot]
+    return out
 
 
 def line_distance(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
