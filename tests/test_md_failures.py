@@ -47,8 +47,11 @@ def test_cli_single_run_writes_trajectory(tmp_path, monkeypatch, capsys):
     params.write_text("md:\n  duration_ps: 0.2\n  equilibrate_ps: 0.1\n  minimize_steps: 100\n  box: {glide_nm: 3.0, line_nm: 1.0, height_nm: 6.0}\n")
     out = tmp_path / "edge.h5"
     rc = main(["--params", str(params), "simulate", "--temperature-k", "300", "--stress-gpa", "0.5", "--angle-deg", "88",
-               "--out", str(out), "--quiet"])
+               "--out", str(out), "--quiet", "--write-ca"])
     assert rc == 0
+    ca_files = sorted((tmp_path / "edge_ca").glob("frame_*.ca"))
+    assert len(ca_files) == 3 and all(f.stat().st_size > 0 for f in ca_files)
+    assert "Dislocations" in ca_files[0].read_text()[:2000] or "dislocation" in ca_files[0].read_text()[:2000].lower()
     traj = read_trajectory(out)
     assert traj.meta.angle_deg == pytest.approx(90.0) and traj.meta.requested_angle_deg == 88.0
     assert len(traj.frames) == 3 and all(len(f.lines) == 2 for f in traj.frames)

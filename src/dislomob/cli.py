@@ -38,7 +38,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     path = simulate(spec, cfg.md, cfg.material, out.parent if out.suffix else out, progress=not args.quiet, force=args.force)
     if out.suffix and path != out:
+        ca_dir = path.parent / f"{path.stem}_ca"
         path.replace(out)
+        if ca_dir.is_dir():
+            ca_dir.replace(out.parent / f"{out.stem}_ca")
         path = out
     from dislomob.md.trajectory import read_meta
 
