@@ -13,7 +13,8 @@ from dislomob.config import Config, ConfigError, TrainConfig, parse_config
 from dislomob.model.ensemble import load_ensemble
 from dislomob.train.data import GraphDataModule, split_by_trajectory
 from dislomob.train.module import TrainingDiverged
-from dislomob.train.stage import train_ensemble, train_stage
+from dislomob.model.ensemble import save_ensemble
+from dislomob.train.stage import build_model, train_ensemble, train_stage
 from model_helpers import graph_record, straight_graph, torch_one_thread, trajectory_graphs  # noqa: F401
 
 ANGLES = (0.0, 20.0, 45.0, 70.0, 90.0, 110.0, 135.0, 160.0, 180.0, 90.0)
@@ -53,6 +54,18 @@ def test_train_config_rejects_bad_split() -> None:
     with pytest.raises(ConfigError, match="train.split"):
         parse_config({"train": {"split": [0.5, 0.5, 0.5]}})
     assert Config().train.members == 20
+
+
+def test_warm_start_takes_previous_weights_and_scales(tmp_path) -> None:
+    graphs = _dataset(2)
+    first = build_model(_tc(), seed=0, train_graphs=graphs)
+    save_ensemble(first, tmp_path / "prev.pt")
+    fresh = build_model(_tc(), seed=5, train_graphs=graphs[:3])
+    warm = build_model(_tc(warm_start=str(tmp_path / "prev.pt")), seed=5, train_graphs=graphs[:3])
+    with torch.no_grad():
+        assert torch.equal(warm(graphs[0])["dx"], first(graphs[0])["dx"])
+        assert not torch.allclose(fresh(graphs[0])["dx"], first(graphs[0])["dx"])
+    assert torch.equal(warm.node_std, first.node_std)
 
 
 @pytest.mark.slow
@@ -108,6 +121,7 @@ def test_train_stage_end_to_end(tmp_path) -> None:
     assert 0 < on_disk["test_error_median"] < 1.0
     assert on_disk["uncertainty_rel"] > 0
     assert on_disk["members_selected"] == 2
+    assert on_disk["speed_ratio_screw_to_edge"] < 0.8  # the test law: screw mobility 1.5 vs edge 8
     model, extra = load_ensemble(tmp_path / "model" / "ensemble.pt")
     assert int(model.active.sum()) == 2 and len(extra["val_loss"]) == 4
 
