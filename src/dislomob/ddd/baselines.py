@@ -82,9 +82,10 @@ class PhenomenologicalMobility(nn.Module):
         return self.sign * (dt * mobility)[:, None] * f
 
     def fitted(self, train_loss: float) -> BaselineFit:
-        return BaselineFit(float(self.log_edge_drag0.exp()), float(self.log_edge_drag1.exp()),
-                           float(self.log_screw_mobility0.exp()), float(self.log_screw_activation.exp()),
-                           float(self.sign), train_loss)
+        with torch.no_grad():
+            return BaselineFit(float(self.log_edge_drag0.exp()), float(self.log_edge_drag1.exp()),
+                               float(self.log_screw_mobility0.exp()), float(self.log_screw_activation.exp()),
+                               float(self.sign), train_loss)
 
 
 def _fit_one(batch, sign: float, steps: int, lr: float) -> tuple[PhenomenologicalMobility, float]:

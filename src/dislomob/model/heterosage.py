@@ -11,6 +11,7 @@ Features are dimensionless (standardized before the first layer).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import torch
@@ -57,10 +58,14 @@ class GroupedLinear(nn.Module):
 def mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> Tensor:
     """Sparse CSR matrix (n_dst, n_src) whose product with source features is the mean over incoming edges."""
     src, dst = edge_index
-    deg = torch.bincount(dst, minlength=n_dst).clamp_min(1).to(torch.float32)
-    values = 1.0 / deg[dst]
-    adj = torch.sparse_coo_tensor(torch.stack([dst, src]), values, (n_dst, n_src)).coalesce()
-    return adj.to_sparse_csr()
+    order = torch.argsort(dst * n_src + src)
+    src, dst = src[order], dst[order]
+    count = torch.bincount(dst, minlength=n_dst)
+    crow = torch.cat([count.new_zeros(1), torch.cumsum(count, 0)])
+    values = 1.0 / count.clamp_min(1).to(torch.float32)[dst]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, src, values, (n_dst, n_src), check_invariants=False)
 
 
 class MeanAggregation(MessagePassing):
