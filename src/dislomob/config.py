@@ -87,7 +87,7 @@ class MDConfig(_Strict):
     temperature_damping_ps: float = Field(0.1, gt=0)
     threads: int = Field(2, ge=1)
     write_ca: bool = False
-    dxa_overlap: bool = True
+    dxa_overlap: bool = False
     dxa_window_nm: float = Field(1.0, ge=0)
     geometry: Literal["dipole", "loop"] = "dipole"
     box: BoxConfig = BoxConfig()
