@@ -185,3 +185,28 @@ def test_nan_position_propagates_to_the_loss() -> None:
     batch["target"].pos[7, 1] = float("nan")
     loss = displacement_loss(batch, torch.zeros_like(batch["node"].pos))
     assert bool(torch.isfinite(loss[0])) and bool(torch.isnan(loss[1]))
+
+
+@pytest.mark.parametrize("spread", [0.3, 30.0])
+def test_candidate_pruning_equals_all_segments(spread: float) -> None:
+    """Ensemble members near each other use 4 candidate segments; far apart the bound fails and all are used.
+    Both give the exact all-segment values and gradients."""
+    from dislomob.model.loss import batch_lines, node_to_line_sq
+
+    graphs = [loop_graph(25.0, 0.5, 300.0, n=24), straight_graph(40.0, 0.4, 300.0, n=18, wiggle=2.0)]
+    batch = next(iter(DataLoader(graphs, batch_size=2)))
+    nodes, targets, cell = batch_lines(batch)
+    gen = torch.Generator().manual_seed(4)
+    base = batch["node"].pos.double()
+    dx = (spread * torch.randn((5,) + base.shape, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    start, vec = nodes.segment_vectors(base + dx, cell.double())
+    tgt = batch["target"].pos.double().expand(5, -1, -1)
+    grads = []
+    values = []
+    for k in (4, None):
+        d2 = node_to_line_sq(tgt, targets.batch, start, vec, nodes.batch[nodes.src], cell.double(), candidates=k)
+        (g,) = torch.autograd.grad(d2.sum(), dx, retain_graph=True)
+        values.append(d2.detach())
+        grads.append(g)
+    assert torch.allclose(values[0], values[1], rtol=1e-12, atol=1e-12)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-10, atol=1e-10)

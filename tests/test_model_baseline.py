@@ -23,6 +23,7 @@ def test_node_geometry_of_a_straight_line() -> None:
     assert frame.shape == (6, 3, 3)
 
 
+@pytest.mark.slow
 def test_fit_recovers_the_test_law() -> None:
     train = [straight_graph(a, s, t, n=5) for a in (0.0, 45.0, 90.0, 135.0) for s in (0.3, 0.6) for t in (300.0, 600.0)]
     law, fit = fit_baseline(_batch(train), steps=400)

@@ -17,6 +17,7 @@ from torch import Tensor
 from dislomob import graph_schema as S
 
 EPS_ANGSTROM = 1e-6
+DEFAULT_CANDIDATES = 8
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,30 @@ def _dense(x: Tensor, batch: Tensor, n_graphs: int) -> tuple[Tensor, Tensor, Ten
     return out, mask, order, b, slot
 
 
+def _segment_sq(d0: Tensor, e: Tensor, mask: Tensor) -> Tensor:
+    """Squared distance from the origin of d0 (point -> segment start) to segments of vector e; inf where masked."""
+    ee = (e * e).sum(-1).clamp_min(EPS_ANGSTROM**2)
+    u = (-(d0 * e).sum(-1) / ee).clamp(0.0, 1.0)
+    v = d0 + u[..., None] * e
+    d2 = (v * v).sum(-1)  # not |d0|^2 + 2u d0.e + u^2 e.e: that cancels badly in float32
+    return torch.where(mask, d2, torch.full_like(d2, float("inf")))
+
+
+def _mean_lead(x: Tensor, n_lead: int) -> Tensor:
+    return x.detach().reshape((-1,) + x.shape[n_lead:]).mean(0) if n_lead else x.detach()
+
+
 def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
-                    cell: Tensor) -> Tensor:
+                    cell: Tensor, candidates: int | None = DEFAULT_CANDIDATES) -> Tensor:
     """Squared distance (..., n_points) Angstrom^2 of each point to the nearest segment of its own graph.
 
     Node-to-segment distance (Eq. 3): the projection onto the segment when its foot lies on the
-    segment, else the nearer end; minimum image in the graph's cell (n_graphs, 3, 3). All pairs of
-    a graph are evaluated at once on zero-padded (graph, point, segment) blocks. With leading
-    (ensemble) dimensions the periodic image of each pair is chosen once, from the mean over them.
+    segment, else the nearer end; minimum image in the graph's cell (n_graphs, 3, 3). Pairs are
+    evaluated on zero-padded (graph, point, segment) blocks. With leading (ensemble) dimensions the
+    periodic image of each pair is chosen once from the mean configuration over them. Only the
+    ``candidates`` segments with the smallest lower bound are evaluated exactly; points where the
+    bound cannot prove that no other segment is nearer are evaluated over all segments
+    (``candidates=None`` always evaluates all).
     """
     n_graphs = cell.shape[0]
     lead = points.shape[:-2]
@@ -83,25 +100,61 @@ def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_
     if bool(empty.any()):
         g = int(torch.nonzero(empty)[0])
         raise ValueError(f"graph {g} has points but no segments to measure their distance to")
-    pts, _, p_order, pb, p_slot = _dense(points, point_batch, n_graphs)
+    pts, p_mask, p_order, pb, p_slot = _dense(points, point_batch, n_graphs)
     start, s_mask, _, _, _ = _dense(seg_start, seg_batch, n_graphs)
     vec, _, _, _, _ = _dense(seg_vec, seg_batch, n_graphs)
-    d0 = start[..., :, None, :, :] - pts[..., :, :, None, :]  # (..., G, P, S, 3)
-    ref = d0.detach().reshape((-1,) + d0.shape[len(lead):]).mean(0) if lead else d0.detach()
+    ref_d0 = _mean_lead(start, len(lead))[:, None, :, :] - _mean_lead(pts, len(lead))[:, :, None, :]  # (G, P, S, 3)
     cell = cell.to(points.dtype)
-    frac = torch.einsum("gpsa,gab->gpsb", ref, torch.linalg.inv(cell))
-    d0 = d0 - torch.einsum("gpsa,gab->gpsb", torch.round(frac), cell)
-    e = vec[..., :, None, :, :]
-    ee = (vec * vec).sum(-1).clamp_min(EPS_ANGSTROM**2)[..., :, None, :]
-    de = (d0 * e).sum(-1)
-    u = (-de / ee).clamp(0.0, 1.0)
-    v = d0 + u[..., None] * e
-    d2 = (v * v).sum(-1)  # not |d0|^2 + 2u d0.e + u^2 e.e: that cancels badly in float32
-    d2 = torch.where(s_mask[:, None, :], d2, torch.full_like(d2, float("inf")))
-    near = torch.amin(d2, dim=-1)  # (..., G, P); NaN propagates
+    shift = torch.einsum("gpsa,gab->gpsb", torch.round(torch.einsum("gpsa,gab->gpsb", ref_d0, torch.linalg.inv(cell))),
+                         cell)
+    if candidates is not None and start.shape[-2] > candidates:
+        near = _pruned(pts, start, vec, s_mask, p_mask, shift, candidates)
+    else:
+        d0 = start[..., :, None, :, :] - pts[..., :, :, None, :] - shift  # (..., G, P, S, 3)
+        near = torch.amin(_segment_sq(d0, vec[..., :, None, :, :], s_mask[:, None, :]), dim=-1)  # NaN propagates
     out = torch.empty(lead + (len(point_batch),), dtype=near.dtype, device=near.device)
     out[..., p_order] = near[..., pb, p_slot]
     return out
+
+
+def _pruned(pts: Tensor, start: Tensor, vec: Tensor, s_mask: Tensor, p_mask: Tensor, shift: Tensor,
+            k: int) -> Tensor:
+    """Nearest-segment squared distances (..., G, P) from k candidate segments per point and member; entries
+    the bound cannot prove (another segment might be nearer) are recomputed over all segments.
+
+    A segment's distance is >= |point - midpoint| - half its length; the k segments with the smallest
+    such bound are evaluated exactly, and the result stands where it is <= every other segment's bound.
+    """
+    with torch.no_grad():
+        mid = start + 0.5 * vec
+        lower = (mid[..., :, None, :, :] - pts[..., :, :, None, :] - shift).norm(dim=-1)
+        lower = lower - 0.5 * vec.norm(dim=-1)[..., :, None, :]
+        lower = lower.masked_fill(~s_mask[:, None, :], float("inf"))
+        cand = torch.topk(lower, k, dim=-1, largest=False).indices  # (..., G, P, k)
+        bound = lower.scatter(-1, cand, float("inf")).amin(-1)
+    idx = cand[..., None]
+    start_c = torch.take_along_dim(start[..., :, None, :, :], idx, dim=-2)
+    vec_c = torch.take_along_dim(vec[..., :, None, :, :], idx, dim=-2)
+    lead = cand.shape[:-3]
+    shift_c = torch.take_along_dim(shift.expand(lead + shift.shape), idx, dim=-2)
+    mask_c = torch.take_along_dim(s_mask[:, None, :].expand(lead + (s_mask.shape[0], 1, s_mask.shape[1])), cand, dim=-1)
+    near = torch.amin(_segment_sq(start_c - pts[..., None, :] - shift_c, vec_c, mask_c), dim=-1)
+    with torch.no_grad():
+        proven = (near.sqrt() <= bound) | ~p_mask
+    if bool(proven.all()):
+        return near
+    return _fill_unproven(near, ~proven, pts, start, vec, s_mask, shift)
+
+
+def _fill_unproven(near: Tensor, todo: Tensor, pts: Tensor, start: Tensor, vec: Tensor, s_mask: Tensor,
+                   shift: Tensor) -> Tensor:
+    """``near`` with the (member, graph, point) entries flagged in ``todo`` recomputed over all segments."""
+    n_lead = near.dim() - 2
+    rows = torch.nonzero(todo.expand(near.shape))  # (r, n_lead + 2): lead..., graph, point
+    lead_idx, g, p = tuple(rows[:, i] for i in range(n_lead)), rows[:, -2], rows[:, -1]
+    d0 = start[lead_idx + (g,)] - pts[lead_idx + (g, p)][:, None, :] - shift[g, p]
+    full = torch.amin(_segment_sq(d0, vec[lead_idx + (g,)], s_mask[g]), dim=-1)
+    return near.index_put(lead_idx + (g, p), full)
 
 
 def line_distance(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
