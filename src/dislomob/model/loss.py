@@ -132,12 +132,16 @@ def _pruned(pts: Tensor, start: Tensor, vec: Tensor, s_mask: Tensor, p_mask: Ten
         lower = lower.masked_fill(~s_mask[:, None, :], float("inf"))
         cand = torch.topk(lower, k, dim=-1, largest=False).indices  # (..., G, P, k)
         bound = lower.scatter(-1, cand, float("inf")).amin(-1)
-    idx = cand[..., None]
-    start_c = torch.take_along_dim(start[..., :, None, :, :], idx, dim=-2)
-    vec_c = torch.take_along_dim(vec[..., :, None, :, :], idx, dim=-2)
-    lead = cand.shape[:-3]
-    shift_c = torch.take_along_dim(shift.expand(lead + shift.shape), idx, dim=-2)
-    mask_c = torch.take_along_dim(s_mask[:, None, :].expand(lead + (s_mask.shape[0], 1, s_mask.shape[1])), cand, dim=-1)
+    # plain advanced indexing (its backward accumulates into (..., G, S, 3), not into a broadcast copy)
+    n_g, n_p = cand.shape[-3], cand.shape[-2]
+    flat = cand.reshape((-1, n_g, n_p, k))
+    l_i = torch.arange(flat.shape[0], device=cand.device)[:, None, None, None]
+    g_i = torch.arange(n_g, device=cand.device)[None, :, None, None]
+    p_i = torch.arange(n_p, device=cand.device)[None, None, :, None]
+    start_c = start.reshape((-1,) + start.shape[-3:])[l_i, g_i, flat].reshape(cand.shape + (3,))
+    vec_c = vec.reshape((-1,) + vec.shape[-3:])[l_i, g_i, flat].reshape(cand.shape + (3,))
+    shift_c = shift[g_i, p_i, flat].reshape(cand.shape + (3,))
+    mask_c = s_mask[g_i, flat].reshape(cand.shape)
     near = torch.amin(_segment_sq(start_c - pts[..., None, :] - shift_c, vec_c, mask_c), dim=-1)
     with torch.no_grad():
         proven = (near.sqrt() <= bound) | ~p_mask
