@@ -76,6 +76,8 @@ def test_ensemble_learns_the_law_and_screw_is_slower(tmp_path) -> None:
     assert int(res.model.active.sum()) == 2
     val = torch.tensor(res.val_loss)
     assert float(val[res.model.active].max()) <= float(val[~res.model.active].min())
+    means = [float(np.mean(h["val"])) for h in res.history]
+    assert res.best_epoch == int(np.argmin(means)) and res.val_loss == res.history[res.best_epoch]["val"]
     assert (tmp_path / "last_good.pt").is_file()
     model = res.model
     with torch.no_grad():

@@ -23,7 +23,8 @@ class TrainingDiverged(RuntimeError):
 
 
 class EnsembleModule(pl.LightningModule):
-    """Trains an EnsemblePIGNN; keeps per-member train/val loss history and the last good checkpoint."""
+    """Trains an EnsemblePIGNN; keeps per-member train/val loss history, the last good checkpoint on disk
+    and, in memory, the weights of the epoch with the lowest ensemble-mean validation loss."""
 
     def __init__(self, model: EnsemblePIGNN, learning_rate: float, divergence_factor: float = 100.0,
                  checkpoint_path: str | Path | None = None):
@@ -38,6 +39,7 @@ class EnsembleModule(pl.LightningModule):
         self._sums = {k: torch.zeros(m, dtype=torch.float64) for k in ("train", "val")}
         self._counts = {"train": 0, "val": 0}
         self._val_epoch: list[float] | None = None
+        self.best: tuple[float, int, list[float], dict[str, Tensor]] | None = None  # (mean val, epoch, val, weights)
 
     def forward(self, batch) -> dict[str, Tensor]:
         return self.model(batch)
@@ -93,8 +95,14 @@ class EnsembleModule(pl.LightningModule):
         val = self._val_epoch if self._val_epoch is not None else [float("nan")] * len(train)
         self.history.append({"train": train, "val": val})
         _log_epoch(self.current_epoch, train, val)
-        if self.checkpoint_path is not None and all(torch.isfinite(torch.tensor(train + val)).tolist()):
+        if not all(torch.isfinite(torch.tensor(train + val)).tolist()):
+            return
+        if self.checkpoint_path is not None:
             save_ensemble(self.model, self.checkpoint_path, {"epoch": self.current_epoch, "val_loss": val})
+        mean_val = sum(val) / len(val)
+        if self.best is None or mean_val < self.best[0]:
+            weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best = (mean_val, self.current_epoch, val, weights)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.learning_rate)

@@ -39,6 +39,7 @@ class TrainResult:
     history: list[dict[str, list[float]]]
     val_loss: list[float]
     wall_s: float
+    best_epoch: int
 
 
 def _speed_rms(graphs: list[HeteroData]) -> float:
@@ -69,7 +70,8 @@ def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> E
 
 def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_dir: str | Path,
                    progress: bool = True) -> TrainResult:
-    """Train all members in one Lightning run, then keep the top ``tc.top_fraction`` by validation loss.
+    """Train all members in one Lightning run, restore the epoch with the lowest mean validation loss,
+    then keep the top ``tc.top_fraction`` of members by their validation loss at that epoch.
 
     Raises TrainingDiverged (message names epoch and the last good checkpoint) on a NaN or diverging loss.
     """
@@ -86,9 +88,12 @@ def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_d
     wall = time.perf_counter() - t0
     if module.diverged is not None:
         raise TrainingDiverged(module.diverged)
-    val = module.history[-1]["val"]
+    if module.best is None:
+        raise TrainingDiverged("training finished without a finite validation loss")
+    _, best_epoch, val, weights = module.best
+    model.load_state_dict(weights)
     select_top(model, torch.tensor(val), tc.top_fraction)
-    return TrainResult(model, data, module.history, val, wall)
+    return TrainResult(model, data, module.history, val, wall, best_epoch)
 
 
 def _mlflow_run(tc: TrainConfig):
@@ -139,9 +144,10 @@ def train_stage(cfg: Config, graphs_dir: str | Path, model_dir: str | Path, metr
         metrics.update({"train_wall_s": result.wall_s, "stage_wall_s": time.perf_counter() - t0,
                         "inference_graphs_per_s": _inference_rate(result.model, sets["test"], tc.batch_size),
                         "members": tc.members, "members_selected": int(result.model.active.sum()),
+                        "best_epoch": result.best_epoch,
                         "val_loss_selected_mean_angstrom": float(torch.tensor(result.val_loss)[result.model.active].mean())})
-        save_ensemble(result.model, model_dir / "ensemble.pt",
-                      {"val_loss": result.val_loss, "split": result.data.parts, "seed": cfg.seed})
+        save_ensemble(result.model, model_dir / "ensemble.pt", {"val_loss": result.val_loss, "split": result.data.parts,
+                                                                "seed": cfg.seed, "best_epoch": result.best_epoch})
         write_json(model_dir / "baseline.json", asdict(fit))
         write_json(model_dir / "split.json", result.data.parts)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
