@@ -33,11 +33,13 @@ def graphs(n_graphs: int, nodes: int) -> list:
                            n=nodes, wiggle=2.0, traj_id=f"b{k}") for k in range(n_graphs)]
 
 
-def make(members: int, seed: int, g, width: int, depth: int) -> tuple[EnsemblePIGNN, torch.optim.Optimizer]:
+def make(members: int, seed: int, g, width: int, depth: int,
+         device: torch.device = torch.device("cpu")) -> tuple[EnsemblePIGNN, torch.optim.Optimizer]:
     hp = PIGNNHParams(members=members, node_in=g[S.NODE].x.shape[1], gp_in=g[S.GP].x.shape[1], width=width,
                       depth=depth, seed=seed)
     model = EnsemblePIGNN(hp)
     model.fit_scales(g[S.NODE].x, g[S.GP].x, speed_rms=2.0)
+    model.to(device)
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
@@ -48,12 +50,15 @@ def step(model: EnsemblePIGNN, opt: torch.optim.Optimizer, batch) -> None:
 
 
 def timed(fn, repeats: int, warmup: int = 2) -> float:
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
 
@@ -68,6 +73,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--graphs-dir", default=None, help="featurized graph files (*.pt) instead of analytic lines")
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.graphs_dir:
@@ -76,15 +82,17 @@ def main() -> None:
         data = load_graph_dir(args.graphs_dir)[: args.batch]
     else:
         data = graphs(args.batch, args.nodes)
-    batch = next(iter(DataLoader(data, batch_size=args.batch)))
+    dev = torch.device(args.device)
+    batch = next(iter(DataLoader(data, batch_size=args.batch))).to(dev)
     g = data[0]
-    ens, ens_opt = make(args.members, 0, g, args.width, args.depth)
-    singles = [make(1, m + 1, g, args.width, args.depth) for m in range(args.members)]
+    ens, ens_opt = make(args.members, 0, g, args.width, args.depth, dev)
+    singles = [make(1, m + 1, g, args.width, args.depth, dev) for m in range(args.members)]
     t_vec = timed(lambda: step(ens, ens_opt, batch), args.repeats)
     t_seq = timed(lambda: [step(m, o, batch) for m, o in singles], max(3, args.repeats // 3))
     with torch.no_grad():
         t_inf = timed(lambda: ens(batch), args.repeats)
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    gpu = f", {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else ""
+    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}{gpu}, torch {torch.__version__}, "
           f"threads {args.threads}")
     print(f"batch: {args.batch} graphs, {batch[S.NODE].num_nodes} nodes, {batch[S.GP].num_nodes} GPs; "
           f"members {args.members}; HeteroSAGE {args.depth} x {args.width} per net")

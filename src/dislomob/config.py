@@ -177,7 +177,7 @@ class TrainConfig(_Strict):
     validation loss) form the prediction; ``warm_start`` = path of a previous ensemble file or null;
     ``energy_scale_ev`` scales the E-net output (eV); ``divergence_factor`` stops a run whose loss
     exceeds that multiple of its first step's loss; ``threads`` = torch threads (1 measured fastest on
-    the shared 2-core machine: 45 ms vs 105 ms per M=20 step).
+    the shared 2-core machine: 45 ms vs 105 ms per M=20 step); ``accelerator`` is Lightning's.
     """
 
     members: int = Field(20, ge=2)
@@ -192,6 +192,7 @@ class TrainConfig(_Strict):
     divergence_factor: float = Field(100.0, gt=1)
     baseline_steps: int = Field(300, ge=1)
     threads: int = Field(1, ge=1)
+    accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
     warm_start: str | None = None
     tracking_uri: str = "sqlite:///mlflow/mlflow.db"
     experiment: str = "dislomob-train"

@@ -45,13 +45,13 @@ def node_geometry(batch) -> tuple[Tensor, Tensor, Tensor]:
         raise ValueError("the baseline needs Cartesian Gauss-point stress ('gp'.stress_gpa) in the graphs")
     n = node.pos.shape[0]
     src, dst = batch[S.GP_TO_NODE].edge_index
-    stress = torch.zeros(n, 3, 3).index_add(0, dst, gp.stress_gpa.float()[src])
+    stress = node.pos.new_zeros(n, 3, 3, dtype=torch.float32).index_add(0, dst, gp.stress_gpa.float()[src])
     count = torch.bincount(dst, minlength=n).clamp_min(1).float()
     stress = stress / count[:, None, None]
     lines, _, cell = batch_lines(batch)
     start, vec = lines.segment_vectors(node.pos.float(), cell.float())
     unit = vec / vec.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    tangent = torch.zeros(n, 3).index_add(0, lines.src, unit).index_add(0, lines.dst, unit)
+    tangent = unit.new_zeros(n, 3).index_add(0, lines.src, unit).index_add(0, lines.dst, unit)
     tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)
     return stress, tangent, node.frame.float()
 

@@ -81,7 +81,7 @@ def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_d
     model = build_model(tc, seed, data.sets["train"])
     ckpt = Path(model_dir) / "last_good.pt"
     module = EnsembleModule(model, tc.learning_rate, tc.divergence_factor, ckpt)
-    trainer = pl.Trainer(max_epochs=tc.epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+    trainer = pl.Trainer(max_epochs=tc.epochs, accelerator=tc.accelerator, devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=data)
