@@ -89,6 +89,22 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dislomob.train.module import TrainingDiverged
+    from dislomob.train.stage import train_stage
+
+    cfg = load_config(args.params)
+    try:
+        metrics = train_stage(cfg, args.graphs_dir or cfg.features.out_dir, cfg.train.model_dir, args.metrics,
+                              progress=not args.quiet)
+    except TrainingDiverged as err:
+        print(f"dislomob: training stopped: {err}", file=sys.stderr)
+        return 1
+    print(f"train: test median error {metrics.get('test_error_median')}, baseline {metrics.get('baseline_test_error_median')}, "
+          f"relative uncertainty {metrics.get('uncertainty_rel')}")
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
@@ -148,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out-dir", help="graph folder for the stage (default: features.out_dir)")
     f.add_argument("--summary", default="metrics/featurize.json", help="stage summary JSON")
     f.set_defaults(func=_cmd_featurize)
+
+    t = sub.add_parser("train", help="train the PI-GNN ensemble and the baseline on the graphs (stage)")
+    t.add_argument("--graphs-dir", help="graph folder (default: features.out_dir)")
+    t.add_argument("--metrics", default="metrics/train.json", help="metrics JSON for dvc metrics show")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_cmd_train)
 
     i = sub.add_parser("inspect", help="show a trajectory's metadata and per-line velocities, or a graph file's counts")
     i.add_argument("file")
