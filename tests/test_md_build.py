@@ -65,5 +65,7 @@ def test_glide_plane_window_finds_the_same_lines_as_the_whole_cell():
     assert len(windowed) == len(full) == 2
     key = lambda ln: ln.points[:, 2].mean()  # noqa: E731
     for a, b in zip(sorted(full, key=key), sorted(windowed, key=key)):
-        assert np.allclose(a.spatial_burgers, b.spatial_burgers, atol=1e-6)
-        assert abs(a.points[:, 0].mean() - b.points[:, 0].mean()) < 0.5
+        assert np.allclose(a.spatial_burgers, b.spatial_burgers, atol=0.01)  # elastic distortion sampled by fewer atoms
+        # glide position independent of where DXA starts the periodic line: x taken back along the cell's line vector
+        glide_x = lambda ln: (ln.points[:, 0] - conf.cell[1, 0] / conf.cell[1, 1] * ln.points[:, 1]).mean()  # noqa: E731
+        assert abs(glide_x(a) - glide_x(b)) < 0.5
