@@ -55,3 +55,14 @@ def test_line_count_events():
     assert line_count_event(0, 2, 1.5).kind == "no_lines"
     e = line_count_event(1, 2, 0.7)
     assert e.kind == "line_count_change" and e.time_ps == 0.7
+
+
+def test_empty_or_foreign_file_gives_a_clear_error(tmp_path, capsys):
+    from dislomob.cli import main
+
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.h5 is not a trajectory file"):
+        read_trajectory(empty)
+    assert main(["inspect", str(empty)]) == 2
+    assert "not a trajectory file" in capsys.readouterr().err

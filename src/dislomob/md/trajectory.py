@@ -154,6 +154,8 @@ def _existing(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"trajectory file {p} not found")
+    if not h5py.is_hdf5(p):
+        raise ValueError(f"{p} is not a trajectory file (not HDF5; empty or truncated?)")
     return p
 
 
