@@ -25,7 +25,7 @@ from dislomob.md.build import Configuration, build_dipole, build_loop
 from dislomob.md.crystal import nearest_orientation
 from dislomob.md.dxa import run_dxa, submit_dxa
 from dislomob.md.potential import resolve_potential
-from dislomob.md.trajectory import Event, Frame, Trajectory, TrajectoryMeta, read_meta, write_trajectory
+from dislomob.md.trajectory import Event, Frame, Trajectory, TrajectoryMeta, write_trajectory
 
 ATOMIC_MASS = {"Fe": 55.845}
 EXPECTED_LINES = {"dipole": 2, "loop": 1}
