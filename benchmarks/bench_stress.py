@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from dislomob.features.stress import segment_stress  # noqa: E402
 
-FLOPS_PER_PAIR = 2 * 190  # two endpoint kernels, ~190 flops each (count of the numpy expression tree)
+FLOPS_PER_PAIR = 2 * 153  # two endpoint kernels, ~153 flops each (count of the numpy expression tree)
 
 
 def _scalar_pairs_per_s(n_pairs: int) -> float:
