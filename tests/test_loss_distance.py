@@ -188,10 +188,10 @@ def test_nan_position_propagates_to_the_loss() -> None:
 
 
 @pytest.mark.parametrize("spread", [0.3, 30.0])
-def test_candidate_pruning_equals_all_segments(spread: float) -> None:
-    """Ensemble members near each other use 4 candidate segments; far apart the bound fails and all are used.
-    Both give the exact all-segment values and gradients."""
-    from dislomob.model.loss import batch_lines, node_to_line_sq
+def test_nearest_segment_search_equals_differentiating_the_full_minimum(spread: float) -> None:
+    """The loss differentiates only the distance to the nearest segment; values and gradients equal those
+    of torch.amin over every segment, for ensemble members close together and far apart."""
+    from dislomob.model.loss import _segment_sq, batch_lines, minimum_image, node_to_line_sq
 
     graphs = [loop_graph(25.0, 0.5, 300.0, n=24), straight_graph(40.0, 0.4, 300.0, n=18, wiggle=2.0)]
     batch = next(iter(DataLoader(graphs, batch_size=2)))
@@ -201,12 +201,16 @@ def test_candidate_pruning_equals_all_segments(spread: float) -> None:
     dx = (spread * torch.randn((5,) + base.shape, generator=gen, dtype=torch.float64)).requires_grad_(True)
     start, vec = nodes.segment_vectors(base + dx, cell.double())
     tgt = batch["target"].pos.double().expand(5, -1, -1)
-    grads = []
-    values = []
-    for k in (4, None):
-        d2 = node_to_line_sq(tgt, targets.batch, start, vec, nodes.batch[nodes.src], cell.double(), candidates=k)
-        (g,) = torch.autograd.grad(d2.sum(), dx, retain_graph=True)
-        values.append(d2.detach())
-        grads.append(g)
-    assert torch.allclose(values[0], values[1], rtol=1e-12, atol=1e-12)
-    assert torch.allclose(grads[0], grads[1], rtol=1e-10, atol=1e-10)
+    seg_graph = nodes.batch[nodes.src]
+    d2 = node_to_line_sq(tgt, targets.batch, start, vec, seg_graph, cell.double())
+    # reference: every (point, segment) pair of the same graph in autograd, minimum image per pair
+    same = targets.batch[:, None] == seg_graph[None, :]
+    d0 = start[:, None, :, :] - tgt[:, :, None, :]
+    mean_d0 = d0.detach().mean(0).reshape(-1, 3)
+    graph_of_pair = targets.batch[:, None].expand(same.shape).reshape(-1)
+    shift = (mean_d0 - minimum_image(mean_d0, cell.double(), graph_of_pair)).reshape(d0.shape[1:])
+    ref = torch.amin(_segment_sq(d0 - shift, vec[:, None], same), dim=-1)
+    (g, ) = torch.autograd.grad(d2.sum(), dx, retain_graph=True)
+    (g_ref, ) = torch.autograd.grad(ref.sum(), dx)
+    assert torch.allclose(d2, ref, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(g, g_ref, rtol=1e-10, atol=1e-10)

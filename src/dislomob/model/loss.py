@@ -17,7 +17,6 @@ from torch import Tensor
 from dislomob import graph_schema as S
 
 EPS_ANGSTROM = 1e-6
-DEFAULT_CANDIDATES = 8
 
 
 @dataclass(frozen=True)
@@ -83,16 +82,15 @@ def _mean_lead(x: Tensor, n_lead: int) -> Tensor:
 
 
 def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
-                    cell: Tensor, candidates: int | None = DEFAULT_CANDIDATES) -> Tensor:
+                    cell: Tensor) -> Tensor:
     """Squared distance (..., n_points) Angstrom^2 of each point to the nearest segment of its own graph.
 
     Node-to-segment distance (Eq. 3): the projection onto the segment when its foot lies on the
-    segment, else the nearer end; minimum image in the graph's cell (n_graphs, 3, 3). Pairs are
-    evaluated on zero-padded (graph, point, segment) blocks. With leading (ensemble) dimensions the
-    periodic image of each pair is chosen once from the mean configuration over them. Only the
-    ``candidates`` segments with the smallest lower bound are evaluated exactly; points where the
-    bound cannot prove that no other segment is nearer are evaluated over all segments
-    (``candidates=None`` always evaluates all).
+    segment, else the nearer end; minimum image in the graph's cell (n_graphs, 3, 3). With leading
+    (ensemble) dimensions the periodic image of each pair is chosen once from the mean configuration
+    over them. The nearest segment is searched over all (graph, point, segment) pairs without
+    autograd; only the distance to it is differentiated (the gradient of a minimum is the gradient of
+    its smallest element), so the autograd graph grows with points, not with points x segments.
     """
     n_graphs = cell.shape[0]
     lead = points.shape[:-2]
@@ -107,58 +105,61 @@ def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_
     cell = cell.to(points.dtype)
     shift = torch.einsum("gpsa,gab->gpsb", torch.round(torch.einsum("gpsa,gab->gpsb", ref_d0, torch.linalg.inv(cell))),
                          cell)
-    if candidates is not None and start.shape[-2] > candidates:
-        near = _pruned(pts, start, vec, s_mask, p_mask, shift, candidates)
-    else:
-        d0 = start[..., :, None, :, :] - pts[..., :, :, None, :] - shift  # (..., G, P, S, 3)
-        near = torch.amin(_segment_sq(d0, vec[..., :, None, :, :], s_mask[:, None, :]), dim=-1)  # NaN propagates
+    nearest = _nearest_segment(pts, start, vec, s_mask, shift)  # (..., G, P)
+    # plain advanced indexing: its backward accumulates into (..., G, S, 3), not into a (..., G, P, S, 3) copy
+    n_g, n_p = nearest.shape[-2], nearest.shape[-1]
+    flat = nearest.reshape(-1, n_g, n_p)
+    l_i = torch.arange(flat.shape[0], device=flat.device)[:, None, None]
+    g_i = torch.arange(n_g, device=flat.device)[None, :, None]
+    p_i = torch.arange(n_p, device=flat.device)[None, None, :]
+    pick = lambda x: x.reshape((-1,) + x.shape[-3:])[l_i, g_i, flat].reshape(nearest.shape + (3,))  # noqa: E731
+    start_n, vec_n = pick(start), pick(vec)
+    shift_n = shift[g_i, p_i, flat].reshape(nearest.shape + (3,))
+    mask_n = s_mask[g_i, flat].reshape(nearest.shape)
+    near = _segment_sq(start_n - pts - shift_n, vec_n, mask_n)
     out = torch.empty(lead + (len(point_batch),), dtype=near.dtype, device=near.device)
     out[..., p_order] = near[..., pb, p_slot]
     return out
 
 
-def _pruned(pts: Tensor, start: Tensor, vec: Tensor, s_mask: Tensor, p_mask: Tensor, shift: Tensor,
-            k: int) -> Tensor:
-    """Nearest-segment squared distances (..., G, P) from k candidate segments per point and member; entries
-    the bound cannot prove (another segment might be nearer) are recomputed over all segments.
+SEARCH_CHUNK_PAIRS = 1 << 16
 
-    A segment's distance is >= |point - midpoint| - half its length; the k segments with the smallest
-    such bound are evaluated exactly, and the result stands where it is <= every other segment's bound.
+
+@torch.no_grad()
+def _nearest_segment(pts: Tensor, start: Tensor, vec: Tensor, s_mask: Tensor, shift: Tensor) -> Tensor:
+    """Index (..., G, P) of the nearest segment of each padded point, over all segments of its graph.
+
+    Component-wise (x, y, z as separate (chunk, P, S) arrays, no reductions over a length-3 axis) in
+    chunks of ~SEARCH_CHUNK_PAIRS (point, segment) pairs so the temporaries stay in cache; a NaN
+    distance wins (argmin), so a NaN position still gives a NaN loss.
     """
-    with torch.no_grad():
-        mid = start + 0.5 * vec
-        lower = (mid[..., :, None, :, :] - pts[..., :, :, None, :] - shift).norm(dim=-1)
-        lower = lower - 0.5 * vec.norm(dim=-1)[..., :, None, :]
-        lower = lower.masked_fill(~s_mask[:, None, :], float("inf"))
-        cand = torch.topk(lower, k, dim=-1, largest=False).indices  # (..., G, P, k)
-        bound = lower.scatter(-1, cand, float("inf")).amin(-1)
-    # plain advanced indexing (its backward accumulates into (..., G, S, 3), not into a broadcast copy)
-    n_g, n_p = cand.shape[-3], cand.shape[-2]
-    flat = cand.reshape((-1, n_g, n_p, k))
-    l_i = torch.arange(flat.shape[0], device=cand.device)[:, None, None, None]
-    g_i = torch.arange(n_g, device=cand.device)[None, :, None, None]
-    p_i = torch.arange(n_p, device=cand.device)[None, None, :, None]
-    start_c = start.reshape((-1,) + start.shape[-3:])[l_i, g_i, flat].reshape(cand.shape + (3,))
-    vec_c = vec.reshape((-1,) + vec.shape[-3:])[l_i, g_i, flat].reshape(cand.shape + (3,))
-    shift_c = shift[g_i, p_i, flat].reshape(cand.shape + (3,))
-    mask_c = s_mask[g_i, flat].reshape(cand.shape)
-    near = torch.amin(_segment_sq(start_c - pts[..., None, :] - shift_c, vec_c, mask_c), dim=-1)
-    with torch.no_grad():
-        proven = (near.sqrt() <= bound) | ~p_mask
-    if bool(proven.all()):
-        return near
-    return _fill_unproven(near, ~proven, pts, start, vec, s_mask, shift)
-
-
-def _fill_unproven(near: Tensor, todo: Tensor, pts: Tensor, start: Tensor, vec: Tensor, s_mask: Tensor,
-                   shift: Tensor) -> Tensor:
-    """``near`` with the (member, graph, point) entries flagged in ``todo`` recomputed over all segments."""
-    n_lead = near.dim() - 2
-    rows = torch.nonzero(todo.expand(near.shape))  # (r, n_lead + 2): lead..., graph, point
-    lead_idx, g, p = tuple(rows[:, i] for i in range(n_lead)), rows[:, -2], rows[:, -1]
-    d0 = start[lead_idx + (g,)] - pts[lead_idx + (g, p)][:, None, :] - shift[g, p]
-    full = torch.amin(_segment_sq(d0, vec[lead_idx + (g,)], s_mask[g]), dim=-1)
-    return near.index_put(lead_idx + (g, p), full)
+    lead = pts.shape[:-3]
+    n_g, n_p, n_s = pts.shape[-3], pts.shape[-2], start.shape[-2]
+    # graph-major (G, L, P or S) components, so a chunk of graphs slices the per-graph shift and mask
+    comp = lambda x, n: x.expand(lead + (n_g, n, 3)).reshape(-1, n_g, n, 3).transpose(0, 1).unbind(-1)  # noqa: E731
+    px, py, pz = comp(pts, n_p)
+    sx, sy, sz = comp(start, n_s)
+    ex, ey, ez = comp(vec, n_s)
+    hx, hy, hz = shift.unbind(-1)  # (G, P, S)
+    inv_ee = 1.0 / (ex * ex + ey * ey + ez * ez).clamp_min(EPS_ANGSTROM**2)
+    n_l = px.shape[1]
+    far = ~s_mask[:, None, None, :]
+    step = max(1, SEARCH_CHUNK_PAIRS // max(1, n_l * n_p * n_s))
+    out = torch.empty(n_g, n_l, n_p, dtype=torch.long, device=pts.device)
+    for i in range(0, n_g, step):
+        g = slice(i, i + step)
+        dx = sx[g, :, None, :] - px[g, :, :, None] - hx[g, None]
+        dy = sy[g, :, None, :] - py[g, :, :, None] - hy[g, None]
+        dz = sz[g, :, None, :] - pz[g, :, :, None] - hz[g, None]
+        ux, uy, uz = ex[g, :, None, :], ey[g, :, None, :], ez[g, :, None, :]
+        u = (-(dx * ux + dy * uy + dz * uz) * inv_ee[g, :, None, :]).clamp_(0.0, 1.0)
+        dx.addcmul_(u, ux)
+        dy.addcmul_(u, uy)
+        dz.addcmul_(u, uz)
+        d2 = dx.mul_(dx).addcmul_(dy, dy).addcmul_(dz, dz)
+        d2.masked_fill_(far[g], float("inf"))
+        out[g] = torch.argmin(d2, dim=-1)
+    return out.transpose(0, 1).reshape(lead + (n_g, n_p))
 
 
 def line_distance(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
