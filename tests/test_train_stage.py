@@ -50,6 +50,25 @@ def test_split_by_trajectory_is_seeded_disjoint_and_sized() -> None:
         assert {str(g.traj_id) for g in dm.sets[name]} == set(ids_)
 
 
+def test_split_is_stratified_by_character_bucket() -> None:
+    from dislomob.train.buckets import bucket_of
+
+    ids = [f"t{i:02d}" for i in range(12)]
+    groups = {t: bucket_of(a) for t, a in zip(ids, (0.0, 35.3, 90.0) * 4)}
+    for seed in range(6):
+        parts = split_by_trajectory(ids, (0.7, 0.2, 0.1), seed, groups)
+        assert sorted(groups[t] for t in parts["test"]) == ["edge_like", "mixed", "screw_like"]
+        assert len(parts["val"]) == 1 and len(parts["train"]) == 8
+        assert {groups[t] for t in parts["train"]} == {"edge_like", "mixed", "screw_like"}
+    # a bucket with two trajectories keeps one for training; one with a single trajectory stays in training
+    small = {"a": "screw_like", "b": "screw_like", "c": "edge_like", **{f"m{i}": "mixed" for i in range(6)}}
+    parts = split_by_trajectory(list(small), (0.7, 0.2, 0.1), 0, small)
+    assert "c" in parts["train"] and ({"a", "b"} & set(parts["train"]))
+    dm = GraphDataModule(_dataset(2), (0.7, 0.2, 0.1), batch_size=4, seed=3)
+    test_buckets = {bucket_of(float(g.angle_deg)) for g in dm.sets["test"]}
+    assert test_buckets == {"edge_like", "screw_like"}  # ANGLES: 4 screw-like, 4 edge-like, 2 mixed
+
+
 def test_train_config_rejects_bad_split() -> None:
     with pytest.raises(ConfigError, match="train.split"):
         parse_config({"train": {"split": [0.5, 0.5, 0.5]}})

@@ -9,6 +9,8 @@ import numpy as np
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import DataLoader
 
+from dislomob.train.buckets import bucket_of
+
 SPLITS = ("train", "test", "val")
 
 
@@ -26,18 +28,38 @@ def load_graph_dir(graphs_dir: str | Path) -> list[HeteroData]:
     return graphs
 
 
-def split_by_trajectory(traj_ids: list[str], fractions: tuple[float, float, float], seed: int) -> dict[str, list[str]]:
-    """Trajectory ids shuffled with ``seed`` and cut into train/test/val by ``fractions``; each part gets >= 1."""
+def split_by_trajectory(traj_ids: list[str], fractions: tuple[float, float, float], seed: int,
+                        groups: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Trajectory ids cut into train/test/val by ``fractions``, seeded; each part gets >= 1.
+
+    With ``groups`` (trajectory -> group, e.g. character bucket) the split is stratified: test and
+    val trajectories are taken in turn from the groups with the most trajectories left, so each
+    group of >= 3 trajectories has one in test (the test part grows to the number of such groups
+    when ``fractions`` would give fewer) and no group loses its last training trajectory.
+    """
     ids = sorted(set(traj_ids))
     if len(ids) < 3:
         raise ValueError(f"a train/test/val split by trajectory needs >= 3 trajectories, got {len(ids)}: {ids}")
-    order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
-    n_test = max(1, int(round(fractions[1] * len(ids))))
+    rng = np.random.default_rng(seed)
+    group_of = {t: (groups or {}).get(t, "") for t in ids}
+    names = sorted(set(group_of.values()))
+    left = {g: [ids[i] for i in rng.permutation(len(ids)) if group_of[ids[i]] == g] for g in names}
+    tie = {g: float(v) for g, v in zip(names, rng.random(len(names)))}
+    n_test = max(1, int(round(fractions[1] * len(ids))), sum(len(v) >= 3 for v in left.values()))
     n_val = max(1, int(round(fractions[2] * len(ids))))
-    n_train = len(ids) - n_test - n_val
-    if n_train < 1:
+    if n_test + n_val >= len(ids):
         raise ValueError(f"split {list(fractions)} of {len(ids)} trajectories leaves no training trajectory")
-    return {"train": order[:n_train], "test": order[n_train:n_train + n_test], "val": order[n_train + n_test:]}
+    parts: dict[str, list[str]] = {"test": [], "val": []}
+    for part, n in (("test", n_test), ("val", n_val)):
+        taken = dict.fromkeys(names, 0)
+        for _ in range(n):
+            # round robin over the groups (fewest taken first, then most left); >= 2 left keeps one for training
+            ok = [g for g in names if len(left[g]) >= 2] or [g for g in names if left[g]]
+            g = min(ok, key=lambda k: (taken[k], -len(left[k]), tie[k]))
+            taken[g] += 1
+            parts[part].append(left[g].pop(0))
+    train = [t for g in names for t in left[g]]
+    return {"train": sorted(train), "test": sorted(parts["test"]), "val": sorted(parts["val"])}
 
 
 def split_graphs(graphs: list[HeteroData], parts: dict[str, list[str]]) -> dict[str, list[HeteroData]]:
@@ -50,13 +72,15 @@ def split_graphs(graphs: list[HeteroData], parts: dict[str, list[str]]) -> dict[
 
 
 class GraphDataModule(pl.LightningDataModule):
-    """Train/val/test loaders of graph_schema graphs split by trajectory (seeded shuffling of training batches)."""
+    """Train/val/test loaders of graph_schema graphs split by trajectory, stratified by character bucket
+    (seeded shuffling of training batches)."""
 
     def __init__(self, graphs: list[HeteroData], fractions: tuple[float, float, float], batch_size: int, seed: int):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: allowed >= 1")
-        self.parts = split_by_trajectory([str(g.traj_id) for g in graphs], fractions, seed)
+        groups = {str(g.traj_id): bucket_of(float(g.angle_deg.reshape(-1)[0])) for g in graphs}
+        self.parts = split_by_trajectory(list(groups), fractions, seed, groups)
         self.sets = split_graphs(graphs, self.parts)
         self.batch_size, self.seed = batch_size, seed
 

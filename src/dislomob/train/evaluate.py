@@ -1,8 +1,7 @@
 """Single-step test metrics of the ensemble and the baseline, overall and per character-angle bucket.
 
 Relative error of a graph = L(D_gt, D_pred) / L(D_gt, D_t) (dimensionless; 1 = no better than
-predicting no motion). Buckets use the graph's character angle (deg): screw-like within 30 deg
-of 0/180, edge-like within 30 deg of 90, mixed otherwise.
+predicting no motion). Buckets (dislomob.train.buckets) use the graph's character angle.
 """
 
 from __future__ import annotations
@@ -17,19 +16,7 @@ from dislomob.ddd.baselines import PhenomenologicalMobility, node_geometry
 from dislomob.model.ensemble import predictive, relative_uncertainty
 from dislomob.model.loss import displacement_loss, relative_error
 from dislomob.model.pignn import EnsemblePIGNN
-
-BUCKETS = ("screw_like", "mixed", "edge_like")
-
-
-def bucket_of(angle_deg: float) -> str:
-    """Character bucket of a line at ``angle_deg`` between tangent and Burgers vector."""
-    a = float(angle_deg) % 180.0
-    if min(a, 180.0 - a) < 30.0:
-        return "screw_like"
-    if abs(a - 90.0) <= 30.0:
-        return "edge_like"
-    return "mixed"
-
+from dislomob.train.buckets import BUCKETS, bucket_of
 
 def _median(values: list[float]) -> float | None:
     return float(np.median(values)) if values else None

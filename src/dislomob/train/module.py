@@ -1,8 +1,8 @@
 """LightningModule training all ensemble members at once; per-epoch losses to MLflow; divergence stop.
 
-Losses are the symmetric node-to-segment distance (Angstrom) averaged over the graphs of a batch,
-one value per member; the optimized objective is their sum, so each member gets exactly the
-gradient of its own loss (Adam acts element-wise, members stay independent).
+The optimized objective is the symmetric node-to-segment distance (Angstrom) summed over the graphs
+of a batch (paper Eq. 5) and over members, so each member gets exactly the gradient of its own loss
+(Adam acts element-wise, members stay independent). Logged losses are per-graph means per member.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class EnsembleModule(pl.LightningModule):
     def forward(self, batch) -> dict[str, Tensor]:
         return self.model(batch)
 
-    def _member_loss(self, batch) -> Tensor:
-        return displacement_loss(batch, self.model(batch)["dx"]).mean(-1)
+    def _graph_loss(self, batch) -> Tensor:
+        """Loss (M, n_graphs) Angstrom of every member on every graph of ``batch``."""
+        return displacement_loss(batch, self.model(batch)["dx"])
 
     def _stop(self, why: str) -> None:
         where = (f"last good checkpoint kept at {self.checkpoint_path}"
@@ -54,7 +55,8 @@ class EnsembleModule(pl.LightningModule):
         self.trainer.should_stop = True
 
     def training_step(self, batch, batch_idx: int) -> Tensor | None:
-        member = self._member_loss(batch)
+        per_graph = self._graph_loss(batch)
+        member = per_graph.mean(-1)
         mean = float(member.detach().mean())
         if not torch.isfinite(member).all():
             bad = torch.nonzero(~torch.isfinite(member)).flatten().tolist()
@@ -68,12 +70,12 @@ class EnsembleModule(pl.LightningModule):
         self._sums["train"] += member.detach().double().cpu() * batch.num_graphs
         self._counts["train"] += batch.num_graphs
         self.log("train_loss", mean, prog_bar=True, batch_size=batch.num_graphs)
-        return member.sum()
+        return per_graph.sum()
 
     def validation_step(self, batch, batch_idx: int) -> None:
         if self.trainer.sanity_checking:
             return
-        member = self._member_loss(batch)
+        member = self._graph_loss(batch).mean(-1)
         self._sums["val"] += member.detach().double().cpu() * batch.num_graphs
         self._counts["val"] += batch.num_graphs
 
