@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 TINY = {
     "seed": 7,
-    "md": {"duration_ps": 0.2, "equilibrate_ps": 0.1, "minimize_steps": 100, "threads": 2,
+    "md": {"duration_ps": 0.2, "equilibrate_ps": 0.1, "settle_ps": 0.05, "minimize_steps": 100, "threads": 2,
            "box": {"glide_nm": 3.0, "line_nm": 1.0, "height_nm": 6.0}},
     "dataset": {"temperatures_k": [300], "stresses_gpa": [0.5], "angles_deg": [85, 95]},
     "executor": {"workers": 1},

@@ -44,7 +44,8 @@ def test_cli_bad_values_fail_with_named_value(tmp_path, capsys, args, needle):
 
 def test_cli_single_run_writes_trajectory(tmp_path, monkeypatch, capsys):
     params = tmp_path / "params.yaml"
-    params.write_text("md:\n  duration_ps: 0.2\n  equilibrate_ps: 0.1\n  minimize_steps: 100\n  box: {glide_nm: 3.0, line_nm: 1.0, height_nm: 6.0}\n")
+    params.write_text("md:\n  duration_ps: 0.2\n  equilibrate_ps: 0.1\n  settle_ps: 0.05\n  minimize_steps: 100\n"
+                      "  box: {glide_nm: 3.0, line_nm: 1.0, height_nm: 6.0}\n")
     out = tmp_path / "edge.h5"
     rc = main(["--params", str(params), "simulate", "--temperature-k", "300", "--stress-gpa", "0.5", "--angle-deg", "88",
                "--out", str(out), "--quiet", "--write-ca"])
@@ -56,4 +57,6 @@ def test_cli_single_run_writes_trajectory(tmp_path, monkeypatch, capsys):
     traj = read_trajectory(out)
     assert traj.meta.angle_deg == pytest.approx(90.0) and traj.meta.requested_angle_deg == 88.0
     assert len(traj.frames) == 3 and all(len(f.lines) == 2 for f in traj.frames)
-    assert np.isclose(traj.frames[-1].time_ps, 0.2)
+    # frame times count from the load: the unrecorded settling comes first
+    assert traj.meta.settle_ps == 0.05
+    assert np.isclose(traj.frames[0].time_ps, 0.05) and np.isclose(traj.frames[-1].time_ps, 0.25)

@@ -14,10 +14,11 @@ from dislomob.model.pignn import K_B_EV_PER_K, EnsemblePIGNN, PIGNNHParams
 from model_helpers import loop_graph, random_rotation, straight_graph, torch_one_thread  # noqa: F401 (autouse fixture)
 
 
-def _model(graphs, members: int = 3, width: int = 8, depth: int = 2, seed: int = 0) -> EnsemblePIGNN:
+def _model(graphs, members: int = 3, width: int = 8, depth: int = 2, seed: int = 0,
+           glide_only: bool = True) -> EnsemblePIGNN:
     g = graphs[0]
     hp = PIGNNHParams(members=members, node_in=g[S.NODE].x.shape[1], gp_in=g[S.GP].x.shape[1], width=width,
-                      depth=depth, seed=seed, energy_scale_ev=0.05)
+                      depth=depth, seed=seed, energy_scale_ev=0.05, glide_only=glide_only)
     model = EnsemblePIGNN(hp)
     node_x = torch.cat([h[S.NODE].x for h in graphs])
     gp_x = torch.cat([h[S.GP].x for h in graphs])
@@ -40,6 +41,19 @@ def test_rigid_motion_rotates_displacements_and_changes_nothing_else() -> None:
         assert torch.allclose(a[key], b[key], atol=1e-5, rtol=1e-5), key
     # a model that read Cartesian positions would fail this: the positions really moved
     assert float((h[S.NODE].pos - g[S.NODE].pos).abs().max()) > 1.0
+
+
+def _tangent_by_hand(g, i: int) -> torch.Tensor:
+    """Unit tangent at node i: mean of the unit vectors of the segment into it and the segment out of it."""
+    src, dst = g[S.NODE_SEG].edge_index.tolist()
+    shift = g[S.NODE_SEG].shift
+    pos = g[S.NODE].pos
+    t = torch.zeros(3)
+    for k, (a, b) in enumerate(zip(src, dst)):
+        if i in (a, b):
+            v = pos[b] + shift[k] - pos[a]
+            t += v / v.norm()
+    return t / t.norm()
 
 
 def _reference_member(model: EnsemblePIGNN, g, m: int) -> torch.Tensor:
@@ -71,7 +85,16 @@ def _reference_member(model: EnsemblePIGNN, g, m: int) -> torch.Tensor:
                                 + hg @ layer.gp_self.weight[grp])
             hn = hn_new
         outs.append(hn)
-    f = (outs[0] @ model.head_f.weight[m] + model.head_f.bias[m]) * model.speed_scale
+    coef = (outs[0] @ model.head_f.weight[m] + model.head_f.bias[m]) * model.speed_scale
+    f_cart = torch.zeros(coef.shape[0], 3)
+    for i in range(coef.shape[0]):  # force perpendicular to the line: along n x xi, then xi x (n x xi)
+        xi = _tangent_by_hand(g, i)
+        m_hat = torch.linalg.cross(g[S.NODE].frame[i, 1], xi)
+        m_hat = m_hat / m_hat.norm()
+        f_cart[i] = coef[i, 0] * m_hat
+        if not hp.glide_only:
+            f_cart[i] += coef[i, 1] * torch.linalg.cross(xi, m_hat)
+    f = torch.einsum("nij,nj->ni", g[S.NODE].frame, f_cart)
     b = torch.nn.functional.softplus(outs[1] @ model.head_b.weight[m] + model.head_b.bias[m])[:, 0] + hp.drag_floor
     e = hp.energy_scale_ev * torch.nn.functional.softplus(outs[2] @ model.head_e.weight[m] + model.head_e.bias[m])[:, 0]
     t = g[S.NODE].temperature_k
@@ -79,9 +102,10 @@ def _reference_member(model: EnsemblePIGNN, g, m: int) -> torch.Tensor:
     return torch.einsum("nij,ni->nj", g[S.NODE].frame, local)
 
 
-def test_vectorized_members_equal_per_member_reference() -> None:
+@pytest.mark.parametrize("glide_only", [True, False])
+def test_vectorized_members_equal_per_member_reference(glide_only: bool) -> None:
     g = loop_graph(15.0, 0.5, 300.0, n=10)
-    model = _model([g], members=4, width=6, depth=3)
+    model = _model([g], members=4, width=6, depth=3, glide_only=glide_only)
     with torch.no_grad():
         dx = model(g)["dx"]
         for m in range(4):
@@ -106,6 +130,14 @@ def test_physics_layer_constraints_and_time_step() -> None:
     with torch.no_grad():
         out = model(g)
         assert bool((out["drag"] > 0).all()) and bool((out["energy_ev"] >= 0).all())
+        # the force and the motion are perpendicular to the line (nothing along the tangent)
+        xi = torch.stack([_tangent_by_hand(g, i) for i in range(g[S.NODE].num_nodes)])
+        big = float(out["dx"].abs().max())
+        assert big > 0 and float((out["dx"] * xi).sum(-1).abs().max()) < 1e-5 * big
+        # glide only: nor along the slip plane normal
+        glide = _model([g], members=5, glide_only=True)
+        dx = glide(g)["dx"]
+        assert float((dx * g[S.NODE].frame[:, 1]).sum(-1).abs().max()) < 1e-5 * float(dx.abs().max())
         expect = (out["force"] / out["drag"][..., None]) * torch.exp(
             -out["energy_ev"] / (K_B_EV_PER_K * 300.0))[..., None]
         assert torch.allclose(out["dx_local"], expect, rtol=1e-5)

@@ -76,11 +76,13 @@ class LoopConfig(_Strict):
 
 
 class MDConfig(_Strict):
-    """MD protocol: timestep, equilibration, production length, DXA sampling (overlapped with MD), threads."""
+    """MD protocol: timestep, equilibration (no load), settling under load before the first recorded frame
+    (lines start at rest and accelerate for a few ps), production length, DXA sampling, threads."""
 
     timestep_fs: float = Field(1.0, gt=0, le=50.0)
     minimize_steps: int = Field(2000, ge=0)
     equilibrate_ps: float = Field(1.0, ge=0)
+    settle_ps: float = Field(0.0, ge=0)
     duration_ps: float = Field(6.0, gt=0)
     sample_every_ps: float = Field(0.1, gt=0)
     pressure_damping_ps: float = Field(1.0, gt=0)
@@ -175,7 +177,8 @@ class TrainConfig(_Strict):
 
     ``split`` = train/test/validation fractions of trajectories; ``top_fraction`` of members (lowest
     validation loss) form the prediction; ``warm_start`` = path of a previous ensemble file or null;
-    ``energy_scale_ev`` scales the E-net output (eV); ``divergence_factor`` stops a run whose loss
+    ``energy_scale_ev`` scales the E-net output (eV); ``glide_only`` keeps the F-net force in the slip
+    plane (no cross-slip component; screws in the MD do cross-slip, so off by default); ``divergence_factor`` stops a run whose loss
     exceeds that multiple of its first step's loss; ``threads`` = torch threads (1 measured fastest on
     the shared 2-core machine: 45 ms vs 105 ms per M=20 step); ``accelerator`` is Lightning's.
     """
@@ -189,6 +192,9 @@ class TrainConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     split: tuple[float, float, float] = (0.7, 0.2, 0.1)
     energy_scale_ev: float = Field(0.01, gt=0)
+    glide_only: bool = False
+    restore_best_epoch: bool = True
+    weight_decay: float = Field(0.0, ge=0)
     divergence_factor: float = Field(100.0, gt=1)
     baseline_steps: int = Field(300, ge=1)
     threads: int = Field(1, ge=1)

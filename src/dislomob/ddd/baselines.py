@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from dislomob import graph_schema as S
-from dislomob.model.loss import batch_lines, displacement_loss
+from dislomob.model.line_geometry import node_tangent
+from dislomob.model.loss import displacement_loss
 from dislomob.model.pignn import K_B_EV_PER_K, _node_dt
 
 
@@ -48,12 +49,7 @@ def node_geometry(batch) -> tuple[Tensor, Tensor, Tensor]:
     stress = node.pos.new_zeros(n, 3, 3, dtype=torch.float32).index_add(0, dst, gp.stress_gpa.float()[src])
     count = torch.bincount(dst, minlength=n).clamp_min(1).float()
     stress = stress / count[:, None, None]
-    lines, _, cell = batch_lines(batch)
-    start, vec = lines.segment_vectors(node.pos.float(), cell.float())
-    unit = vec / vec.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    tangent = unit.new_zeros(n, 3).index_add(0, lines.src, unit).index_add(0, lines.dst, unit)
-    tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    return stress, tangent, node.frame.float()
+    return stress, node_tangent(batch), node.frame.float()
 
 
 class PhenomenologicalMobility(nn.Module):

@@ -114,6 +114,7 @@ def _base_meta(spec: RunSpec, md: MDConfig, material: MaterialConfig, key: str, 
         potential=material.potential,
         seed=spec.seed,
         timestep_fs=md.timestep_fs,
+        settle_ps=md.settle_ps,
         duration_ps=md.duration_ps,
         sample_every_ps=md.sample_every_ps,
         passing_stress_gpa=None if conf is None else conf.passing_stress_gpa,
@@ -195,6 +196,10 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
         if not loop:
             L.apply_elastic_strain(lmp, stress, material.shear_modulus_gpa, material.poisson_ratio)
         lmp.command(L.npt_fix(spec.temperature_k, stress, md.temperature_damping_ps, md.pressure_damping_ps))
+        n_settle = round(md.settle_ps * 1000.0 / md.timestep_fs)
+        if n_settle:
+            # under load, unrecorded: the lines accelerate from rest to their steady glide speed
+            _run_checked(lmp, n_settle, spec.temperature_k, setup=True)
         n_samples = round(md.duration_ps / md.sample_every_ps)
         ca_dir = Path(out_dir) / f"{meta.key}_ca" if md.write_ca else None
         if ca_dir is not None:
@@ -206,7 +211,7 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
         t_prod = time.perf_counter()
         for i in range(n_samples + 1):
             if i:
-                _run_checked(lmp, steps_per_sample, spec.temperature_k, setup=i == 1)
+                _run_checked(lmp, steps_per_sample, spec.temperature_k, setup=i == 1 and not n_settle)
                 stress_samples.append(L.stress_gpa_of(lmp))
             if pending is not None and not _collect(pending, frames, meta, expected, bar):
                 pending = None
@@ -218,7 +223,7 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
             fut = submit_dxa(pos, cell, origin, ca)
             if not md.dxa_overlap:
                 fut.result()
-            pending = (i * steps_per_sample * md.timestep_fs / 1000.0, cell, origin, fut)
+            pending = ((n_settle + i * steps_per_sample) * md.timestep_fs / 1000.0, cell, origin, fut)
         if pending is not None:
             _collect(pending, frames, meta, expected, bar)
         meta.production_wall_s = time.perf_counter() - t_prod

@@ -80,6 +80,7 @@ class TrajectoryMeta(BaseModel):
     potential: str = ""
     seed: int = 0
     timestep_fs: float = 1.0
+    settle_ps: float = 0.0
     duration_ps: float = 0.0
     sample_every_ps: float = 0.1
     passing_stress_gpa: float | None = None

@@ -14,7 +14,7 @@ from torch import Tensor
 from dislomob.atomic import atomic_path
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
 
-ENSEMBLE_FORMAT_VERSION = 1
+ENSEMBLE_FORMAT_VERSION = 2  # 2: glide_only F-net (2 outputs)
 
 
 @torch.no_grad()
@@ -76,7 +76,7 @@ def warm_start(model: EnsemblePIGNN, previous: EnsemblePIGNN) -> None:
     All members become active again; the previous scales are kept so the weights keep their meaning.
     """
     a, b = model.hp, previous.hp
-    for key in ("members", "node_in", "gp_in", "width", "depth"):
+    for key in ("members", "node_in", "gp_in", "width", "depth", "glide_only"):
         if getattr(a, key) != getattr(b, key):
             raise ValueError(f"warm start needs equal {key}: model has {getattr(a, key)}, previous has {getattr(b, key)}")
     model.load_state_dict(previous.state_dict())

@@ -3,7 +3,11 @@
 dx_local = dt * F / B * exp(-E / (k_B T)) in each node's local frame (b_hat, n_hat, s_hat), then
 dx = frame^T dx_local in Cartesian coordinates. Units: dx in Angstrom, dt in ps, F in Angstrom/ps
 (a drive already divided by a reference drag), B dimensionless (> 0), E in eV (>= 0), T in K.
-The 3*M networks (F, B, E for every member) share one stacked HeteroSAGE computation.
+The F-net gives the force's coefficients on the node's motion axes, both perpendicular to the line
+(as a Peach-Koehler force is; motion along the line changes no configuration): m_hat = n_hat x xi
+(glide, in the slip plane) and c_hat = xi x m_hat (out of the plane: cross-slip; dropped with
+``glide_only``), xi the node's unit tangent. The 3*M networks (F, B, E for every member) share one
+stacked HeteroSAGE computation.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import Tensor, nn
 
 from dislomob import graph_schema as S
 from dislomob.model.heterosage import GroupedLinear, HeteroSAGE, mean_adjacency
+from dislomob.model.line_geometry import motion_axes, node_tangent
 
 K_B_EV_PER_K = 8.617333262e-5
 NETS = ("F", "B", "E")
@@ -33,6 +38,7 @@ class PIGNNHParams:
     seed: int = 0
     energy_scale_ev: float = 0.01
     drag_floor: float = 1e-3
+    glide_only: bool = False
 
     def __post_init__(self) -> None:
         for key in ("members", "node_in", "gp_in", "width", "depth"):
@@ -65,7 +71,7 @@ class EnsemblePIGNN(nn.Module):
         m = hp.members
         seeds = [s for k in range(3) for s in member_seeds(hp.seed, k, m)]
         self.trunk = HeteroSAGE(3 * m, hp.node_in, hp.gp_in, hp.width, hp.depth, seeds)
-        self.head_f = GroupedLinear(m, hp.width, 3, [s + 7 for s in member_seeds(hp.seed, 0, m)])
+        self.head_f = GroupedLinear(m, hp.width, 1 if hp.glide_only else 2, [s + 7 for s in member_seeds(hp.seed, 0, m)])
         self.head_b = GroupedLinear(m, hp.width, 1, [s + 7 for s in member_seeds(hp.seed, 1, m)])
         self.head_e = GroupedLinear(m, hp.width, 1, [s + 7 for s in member_seeds(hp.seed, 2, m)])
         self.register_buffer("node_mean", torch.zeros(hp.node_in))
@@ -99,7 +105,9 @@ class EnsemblePIGNN(nn.Module):
         x_node = _standardize(node.x.float(), self.node_mean, self.node_std)
         x_gp = _standardize(gp.x.float(), self.gp_mean, self.gp_std)
         h = self.trunk(x_node, x_gp, g2n, n2g)  # (n, 3M, width)
-        force = self.head_f(h[:, :m]) * self.speed_scale  # (n, M, 3)
+        coef = self.head_f(h[:, :m]) * self.speed_scale  # (n, M, 2): along m_hat and c_hat; (n, M, 1) glide only
+        axes = motion_axes(node_tangent(batch), node.frame.float())  # (n, 2, 3) Cartesian
+        force = torch.einsum("nmk,nkc,nic->nmi", coef, axes[:, : coef.shape[-1]], node.frame.float())  # (n, M, 3) local
         drag = tf.softplus(self.head_b(h[:, m:2 * m])[..., 0]) + self.hp.drag_floor  # (n, M)
         energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h[:, 2 * m:])[..., 0])
         temp = node.temperature_k.float().clamp_min(1e-3)[:, None]

@@ -65,22 +65,30 @@ def evaluation_metrics(model: EnsemblePIGNN, law: PhenomenologicalMobility, grap
 
 @torch.no_grad()
 def character_speeds(model: EnsemblePIGNN, graphs: list[HeteroData]) -> dict[str, float | None]:
-    """Median predicted glide speed per unit resolved shear stress (Angstrom/ps/GPa) of screw-like
-    (|cos theta| > 0.87) and edge-like (|cos theta| < 0.5) nodes, with theta from each node's tangent."""
-    speeds: dict[str, list[float]] = {"screw_like": [], "edge_like": []}
+    """Predicted glide speeds (Angstrom/ps, ensemble mean) of screw-like (|cos theta| > 0.87) and edge-like
+    (|cos theta| < 0.5) nodes, theta from each node's tangent, compared at the same stress and temperature.
+
+    Per (T, stress) condition that has both kinds of nodes: the ratio of their median speeds;
+    ``speed_ratio_screw_to_edge`` is the largest such ratio (the least favourable condition).
+    """
+    speeds: dict[tuple[float, float], dict[str, list[float]]] = {}
     for batch in DataLoader(graphs, batch_size=32):
         mean, _ = predictive(model(batch)["dx"], model.active)
-        stress, xi, frame = node_geometry(batch)
+        _, xi, frame = node_geometry(batch)
         cos = (xi * frame[:, 0]).sum(-1).abs()
-        tau = torch.einsum("na,nab,nb->n", frame[:, 0], stress, frame[:, 1]).abs().clamp_min(1e-6)
-        dt = batch.dt_ps.reshape(-1)[batch[S.NODE].batch] if hasattr(batch[S.NODE], "batch") else batch.dt_ps
-        v = mean.norm(dim=-1) / dt / tau
-        speeds["screw_like"] += v[cos > 0.87].tolist()
-        speeds["edge_like"] += v[cos < 0.5].tolist()
-    out = {f"speed_per_gpa_{k}": _median(v) for k, v in speeds.items()}
-    s, e = out["speed_per_gpa_screw_like"], out["speed_per_gpa_edge_like"]
-    out["speed_ratio_screw_to_edge"] = s / e if s is not None and e else None
-    return out
+        graph_of = getattr(batch[S.NODE], "batch", torch.zeros(len(cos), dtype=torch.long))
+        v = mean.norm(dim=-1) / batch.dt_ps.reshape(-1)[graph_of]
+        cond = torch.stack([batch.temperature_k.reshape(-1), batch.stress_gpa.reshape(-1)], 1)[graph_of]
+        for kind, sel in (("screw_like", cos > 0.87), ("edge_like", cos < 0.5)):
+            for (t, s), speed in zip(cond[sel].tolist(), v[sel].tolist()):
+                speeds.setdefault((round(t, 3), round(s, 4)), {"screw_like": [], "edge_like": []})[kind].append(speed)
+    ratios = [np.median(d["screw_like"]) / np.median(d["edge_like"]) for d in speeds.values()
+              if d["screw_like"] and d["edge_like"] and np.median(d["edge_like"]) > 0]
+    every = {k: [x for d in speeds.values() for x in d[k]] for k in ("screw_like", "edge_like")}
+    return {"speed_screw_like_angstrom_per_ps": _median(every["screw_like"]),
+            "speed_edge_like_angstrom_per_ps": _median(every["edge_like"]),
+            "speed_ratio_screw_to_edge": float(max(ratios)) if ratios else None,
+            "n_conditions_screw_vs_edge": len(ratios)}
 
 
 def uncertainty_of(model: EnsemblePIGNN, graphs: list[HeteroData]) -> float:

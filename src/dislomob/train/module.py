@@ -27,10 +27,10 @@ class EnsembleModule(pl.LightningModule):
     and, in memory, the weights of the epoch with the lowest ensemble-mean validation loss."""
 
     def __init__(self, model: EnsemblePIGNN, learning_rate: float, divergence_factor: float = 100.0,
-                 checkpoint_path: str | Path | None = None):
+                 checkpoint_path: str | Path | None = None, weight_decay: float = 0.0):
         super().__init__()
         self.model = model
-        self.learning_rate, self.divergence_factor = learning_rate, divergence_factor
+        self.learning_rate, self.divergence_factor, self.weight_decay = learning_rate, divergence_factor, weight_decay
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.first_loss: float | None = None
         self.diverged: str | None = None
@@ -107,7 +107,7 @@ class EnsembleModule(pl.LightningModule):
             self.best = (mean_val, self.current_epoch, val, weights)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.learning_rate)
+        return torch.optim.AdamW(self.model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
 
 
 def _log_epoch(epoch: int, train: list[float], val: list[float]) -> None:

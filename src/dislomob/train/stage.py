@@ -57,7 +57,8 @@ def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> E
     or the ``tc.warm_start`` ensemble's weights and scales."""
     g = train_graphs[0]
     hp = PIGNNHParams(members=tc.members, node_in=g[S.NODE].x.shape[1], gp_in=g[S.GP].x.shape[1], width=tc.width,
-                      depth=tc.depth, seed=seed, energy_scale_ev=tc.energy_scale_ev)
+                      depth=tc.depth, seed=seed, energy_scale_ev=tc.energy_scale_ev,
+                      glide_only=tc.glide_only)
     model = EnsemblePIGNN(hp)
     if tc.warm_start:
         previous, _ = load_ensemble(tc.warm_start)
@@ -80,7 +81,7 @@ def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_d
     data = GraphDataModule(graphs, tc.split, tc.batch_size, seed)
     model = build_model(tc, seed, data.sets["train"])
     ckpt = Path(model_dir) / "last_good.pt"
-    module = EnsembleModule(model, tc.learning_rate, tc.divergence_factor, ckpt)
+    module = EnsembleModule(model, tc.learning_rate, tc.divergence_factor, ckpt, tc.weight_decay)
     trainer = pl.Trainer(max_epochs=tc.epochs, accelerator=tc.accelerator, devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0)
     t0 = time.perf_counter()
@@ -90,8 +91,11 @@ def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_d
         raise TrainingDiverged(module.diverged)
     if module.best is None:
         raise TrainingDiverged("training finished without a finite validation loss")
-    _, best_epoch, val, weights = module.best
-    model.load_state_dict(weights)
+    if tc.restore_best_epoch:
+        _, best_epoch, val, weights = module.best
+        model.load_state_dict(weights)
+    else:
+        best_epoch, val = len(module.history) - 1, module.history[-1]["val"]
     select_top(model, torch.tensor(val), tc.top_fraction)
     return TrainResult(model, data, module.history, val, wall, best_epoch)
 
