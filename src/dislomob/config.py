@@ -178,9 +178,12 @@ class TrainConfig(_Strict):
     ``split`` = train/test/validation fractions of trajectories; ``top_fraction`` of members (lowest
     validation loss) form the prediction; ``warm_start`` = path of a previous ensemble file or null;
     ``energy_scale_ev`` scales the E-net output (eV); ``glide_only`` keeps the F-net force in the slip
-    plane (no cross-slip component; screws in the MD do cross-slip, so off by default); ``divergence_factor`` stops a run whose loss
-    exceeds that multiple of its first step's loss; ``threads`` = torch threads (1 measured fastest on
-    the shared 2-core machine: 45 ms vs 105 ms per M=20 step); ``accelerator`` is Lightning's.
+    plane (no cross-slip component; screws in the MD do cross-slip, so off by default);
+    ``restore_best_epoch`` returns the weights of the epoch with the lowest mean validation loss (false:
+    the last epoch, for datasets whose validation part is a single trajectory); ``weight_decay`` is
+    AdamW's; ``divergence_factor`` stops a run whose loss exceeds that multiple of its first step's loss;
+    ``threads`` = torch threads (1 measured fastest on the shared 2-core machine: 45 ms vs 105 ms per
+    M=20 step); ``accelerator`` is Lightning's.
     """
 
     members: int = Field(20, ge=2)
