@@ -33,9 +33,9 @@ def split_by_trajectory(traj_ids: list[str], fractions: tuple[float, float, floa
     """Trajectory ids cut into train/test/val by ``fractions``, seeded; each part gets >= 1.
 
     With ``groups`` (trajectory -> group, e.g. character bucket) the split is stratified: test and
-    val trajectories are taken in turn from the groups with the most trajectories left, so each
-    group of >= 3 trajectories has one in test (the test part grows to the number of such groups
-    when ``fractions`` would give fewer) and no group loses its last training trajectory.
+    val trajectories are taken round robin over the groups (the group with most trajectories left
+    first), so each group of >= 3 trajectories has one in test (the test part grows to the number of
+    such groups when ``fractions`` would give fewer) and no group loses its last training trajectory.
     """
     ids = sorted(set(traj_ids))
     if len(ids) < 3:

@@ -12,11 +12,13 @@ from torch_geometric.data import HeteroData
 from torch_geometric.loader import DataLoader
 
 from dislomob import graph_schema as S
-from dislomob.ddd.baselines import PhenomenologicalMobility, node_geometry
+from dislomob.ddd.baselines import PhenomenologicalMobility
 from dislomob.model.ensemble import predictive, relative_uncertainty
+from dislomob.model.line_geometry import node_tangent
 from dislomob.model.loss import displacement_loss, relative_error
 from dislomob.model.pignn import EnsemblePIGNN
 from dislomob.train.buckets import BUCKETS, bucket_of
+
 
 def _median(values: list[float]) -> float | None:
     return float(np.median(values)) if values else None
@@ -74,8 +76,7 @@ def character_speeds(model: EnsemblePIGNN, graphs: list[HeteroData]) -> dict[str
     speeds: dict[tuple[float, float], dict[str, list[float]]] = {}
     for batch in DataLoader(graphs, batch_size=32):
         mean, _ = predictive(model(batch)["dx"], model.active)
-        _, xi, frame = node_geometry(batch)
-        cos = (xi * frame[:, 0]).sum(-1).abs()
+        cos = (node_tangent(batch) * batch[S.NODE].frame[:, 0]).sum(-1).abs()
         graph_of = getattr(batch[S.NODE], "batch", torch.zeros(len(cos), dtype=torch.long))
         v = mean.norm(dim=-1) / batch.dt_ps.reshape(-1)[graph_of]
         cond = torch.stack([batch.temperature_k.reshape(-1), batch.stress_gpa.reshape(-1)], 1)[graph_of]
