@@ -2,8 +2,8 @@
 
 Straight periodic lines and circular loops in a glide plane, moved one step by a known mobility
 law (glide velocity = mobility(character) * resolved Peach-Koehler force). Lengths in Angstrom,
-stress in GPa, time in ps, temperature in K. Features are computed from the Cartesian
-configuration through the local frame, so a rotated configuration gives the same features.
+stress in GPa, time in ps, temperature in K. The model computes its inputs from the Cartesian
+stress, frames and geometry stored here (dislomob.features.invariants).
 """
 
 from __future__ import annotations
@@ -136,30 +136,19 @@ def line_graph(lines: list[Line], later: list[Line], cell: np.ndarray, stress_gp
     pos = np.vstack([ln[0] for ln in lines])
     starts, ends = pos[src], pos[dst] + shift
     seg = ends - starts
-    seg_len = np.linalg.norm(seg, axis=1)
-    tan = seg / seg_len[:, None]
     gl = (np.arange(n_gauss) + 0.5) / n_gauss
     gp_seg = np.repeat(np.arange(len(src)), n_gauss)
     gp_pos = starts[gp_seg] + np.tile(gl, len(src))[:, None] * seg[gp_seg]
     loc = frame @ stress_gpa @ frame.T
-    iu = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
-    t_loc = tan @ frame.T
-    gp_x = np.column_stack([np.full(len(gp_seg), loc[i, j]) for i, j in iu]
-                           + [t_loc[gp_seg], seg_len[gp_seg], np.full(len(gp_seg), temperature_k)])
-    prev = np.empty(len(src), dtype=int)
-    prev[dst] = np.arange(len(src))
-    seg_mean = gp_x.reshape(len(src), n_gauss, -1).mean(1)
-    node_x = np.column_stack([0.5 * (seg_mean + seg_mean[prev]), seg_len[prev], seg_len,
-                              (tan[prev] * tan).sum(1)])
     disp = closest_vectors(pos, later, cell)
     t_src, t_dst, t_shift = _seg_index(later)
     gp_idx = np.arange(len(gp_seg))
     g = HeteroData()
-    g[S.NODE].x, g[S.NODE].pos = f32(node_x), f32(pos)
+    g[S.NODE].pos = f32(pos)
     g[S.NODE].frame = f32(np.repeat(frame[None], len(pos), axis=0))
     g[S.NODE].y = f32(disp @ frame.T)
     g[S.NODE].temperature_k = f32(np.full(len(pos), temperature_k))
-    g[S.GP].x, g[S.GP].pos = f32(gp_x), f32(gp_pos)
+    g[S.GP].pos = f32(gp_pos)
     g[S.GP].stress_gpa = f32(np.repeat(stress_gpa[None], len(gp_seg), axis=0))
     g[S.GP].segment = i64(gp_seg)
     g[S.TARGET].pos = f32(np.vstack([ln[0] for ln in later]))

@@ -13,8 +13,8 @@ from dislomob import graph_schema as S
 from dislomob.config import Config
 from dislomob.features.discretize import discretize_line
 from dislomob.features.featurize import featurize_dataset, featurize_trajectory, inspect_graph_file
-from dislomob.features.graphs import StressSettings, load_graphs, snapshot, targets
-from dislomob.features.local_frame import GP_FEATURE_NAMES, NODE_FEATURE_NAMES
+from dislomob.features.graphs import StressSettings, load_graphs, snapshot, targets, to_heterodata, to_record
+from dislomob.features.invariants import GP_FEATURE_NAMES, NODE_FEATURE_NAMES, graph_features
 from dislomob.md.trajectory import Frame, Line, Trajectory, write_trajectory
 
 SETTINGS = StressSettings(mu_gpa=82.0, nu=0.29, core_width_angstrom=2.47, images=1, line_images=1)
@@ -27,6 +27,17 @@ def _features(frames, cell, applied, normal):
     snap = snapshot(now, cell, applied, normal, 300.0, 2, SETTINGS)
     disp, _ = targets(snap, later, cell)
     return snap, disp
+
+
+def _model_inputs(snap, disp, cell) -> tuple[np.ndarray, np.ndarray]:
+    """(node, GP) invariant model inputs of a snapshot, float64."""
+    info = {"dt_ps": 1.0, "temperature_k": 300.0, "angle_deg": 90.0, "stress_gpa": 0.5, "traj_id": "t",
+            "frame_index": 0, "time_ps": 0.0}
+    g = to_heterodata(to_record(snap, disp, snap.lines, cell, info))
+    g[S.GP].stress_gpa = torch.as_tensor(snap.gp_stress_gpa)  # keep float64 for a 1e-6 comparison
+    g[S.NODE].pos, g[S.NODE].frame = torch.as_tensor(snap.node_pos), torch.as_tensor(snap.node_frame)
+    node_x, gp_x = graph_features(g, torch.float64)
+    return node_x.numpy(), gp_x.numpy()
 
 
 def _moved(frame: Frame, q: np.ndarray, shift: np.ndarray) -> Frame:
@@ -44,7 +55,8 @@ def test_rotation_and_translation_leave_features_unchanged_and_rotate_targets():
     shift = np.array([13.0, -7.0, 101.0])
     frames = [_moved(f, q, shift) for f in traj.frames[:2]]
     snap2, disp2 = _features(frames, CELL @ q.T, q @ APPLIED @ q.T, q @ normal)
-    for a, b in ((snap.gp_x, snap2.gp_x), (snap.node_x, snap2.node_x)):
+    inputs, inputs2 = _model_inputs(snap, disp, CELL), _model_inputs(snap2, disp2, CELL @ q.T)
+    for a, b in zip(inputs, inputs2):
         scale = np.maximum(np.abs(a).max(axis=0), 1e-9)  # columns that vanish identically: absolute 1e-15
         assert np.all(np.abs(a - b) <= 1e-6 * scale + 1e-12)
     assert np.allclose(disp2, disp @ q.T, atol=1e-9)
@@ -52,7 +64,7 @@ def test_rotation_and_translation_leave_features_unchanged_and_rotate_targets():
     loc = np.einsum("nia,na->ni", snap.node_frame, disp)
     loc2 = np.einsum("nia,na->ni", snap2.node_frame, disp2)
     assert np.allclose(loc, loc2, atol=1e-9)
-    assert np.max(np.abs(snap.gp_x[:, GP_FEATURE_NAMES.index("sigma_bn_gpa")])) > 0.1  # non-trivial stress
+    assert np.max(inputs[1][:, GP_FEATURE_NAMES.index("tau_abs_gpa")]) > 0.1  # non-trivial stress
 
 
 def test_targets_are_the_glide_displacement_between_frames():
@@ -99,8 +111,9 @@ def test_stage_writes_graphs_summary_and_skips_bad_frames_with_reasons(tmp_path)
     assert info["n_graphs"] == 2 and info["n_nodes"] == summary["n_nodes"] and info["n_gps"] == 2 * info["n_nodes"]
     graphs = load_graphs(out / "run1.pt")
     g = graphs[0]
-    n_node, n_gp = g[S.NODE].x.shape[0], g[S.GP].x.shape[0]
-    assert g[S.NODE].x.shape[1] == len(NODE_FEATURE_NAMES) and g[S.GP].x.shape[1] == len(GP_FEATURE_NAMES)
+    node_x, gp_x = graph_features(g)
+    n_node, n_gp = g[S.NODE].pos.shape[0], g[S.GP].pos.shape[0]
+    assert node_x.shape == (n_node, len(NODE_FEATURE_NAMES)) and gp_x.shape == (n_gp, len(GP_FEATURE_NAMES))
     assert g[S.NODE].frame.shape == (n_node, 3, 3) and g[S.NODE].y.shape == (n_node, 3)
     assert g[S.GP_TO_NODE].edge_index.shape == (2, 2 * n_gp)
     assert int(g[S.GP_TO_NODE].edge_index[1].max()) < n_node

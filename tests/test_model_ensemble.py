@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dislomob import graph_schema as S
+from dislomob.features.invariants import graph_features
 from dislomob.model.ensemble import (load_ensemble, predictive, relative_uncertainty, save_ensemble, select_top,
                                      warm_start)
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
@@ -14,7 +14,7 @@ from model_helpers import loop_graph, torch_one_thread  # noqa: F401 (autouse fi
 
 
 def _hp(g, members: int = 6, seed: int = 0) -> PIGNNHParams:
-    return PIGNNHParams(members=members, node_in=g[S.NODE].x.shape[1], gp_in=g[S.GP].x.shape[1], width=5, seed=seed)
+    return PIGNNHParams(members=members, width=5, seed=seed)
 
 
 def test_select_top_half_by_validation_loss() -> None:
@@ -44,7 +44,7 @@ def test_predictive_mean_and_variance_match_numpy() -> None:
 def test_save_load_round_trip_and_warm_start(tmp_path) -> None:
     g = loop_graph(10.0, 0.5, 300.0)
     model = EnsemblePIGNN(_hp(g, seed=1))
-    model.fit_scales(g[S.NODE].x, g[S.GP].x, speed_rms=3.0)
+    model.fit_scales(*graph_features(g), speed_rms=3.0, force_rms=0.5)
     select_top(model, torch.arange(6.0))
     save_ensemble(model, tmp_path / "ens.pt", {"val_loss": [1.0]})
     loaded, extra = load_ensemble(tmp_path / "ens.pt")

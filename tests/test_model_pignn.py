@@ -9,6 +9,7 @@ import torch
 from torch_geometric.loader import DataLoader
 
 from dislomob import graph_schema as S
+from dislomob.features.invariants import graph_features
 from dislomob.model.heterosage import MeanAggregation, mean_adjacency
 from dislomob.model.pignn import K_B_EV_PER_K, EnsemblePIGNN, PIGNNHParams
 from model_helpers import loop_graph, random_rotation, straight_graph, torch_one_thread  # noqa: F401 (autouse fixture)
@@ -16,13 +17,11 @@ from model_helpers import loop_graph, random_rotation, straight_graph, torch_one
 
 def _model(graphs, members: int = 3, width: int = 8, depth: int = 2, seed: int = 0,
            glide_only: bool = True) -> EnsemblePIGNN:
-    g = graphs[0]
-    hp = PIGNNHParams(members=members, node_in=g[S.NODE].x.shape[1], gp_in=g[S.GP].x.shape[1], width=width,
-                      depth=depth, seed=seed, energy_scale_ev=0.05, glide_only=glide_only)
+    hp = PIGNNHParams(members=members, width=width, depth=depth, seed=seed, energy_scale_ev=0.05,
+                      glide_only=glide_only)
     model = EnsemblePIGNN(hp)
-    node_x = torch.cat([h[S.NODE].x for h in graphs])
-    gp_x = torch.cat([h[S.GP].x for h in graphs])
-    model.fit_scales(node_x, gp_x, speed_rms=2.0)
+    feats = [graph_features(h) for h in graphs]
+    model.fit_scales(torch.cat([f[0] for f in feats]), torch.cat([f[1] for f in feats]), speed_rms=2.0, force_rms=0.4)
     return model
 
 
@@ -59,8 +58,9 @@ def _tangent_by_hand(g, i: int) -> torch.Tensor:
 def _reference_member(model: EnsemblePIGNN, g, m: int) -> torch.Tensor:
     """Member m computed alone with plain loops over edges and dense per-member weights."""
     hp, mm = model.hp, model.hp.members
-    x_node = (g[S.NODE].x - model.node_mean) / model.node_std
-    x_gp = (g[S.GP].x - model.gp_mean) / model.gp_std
+    node_x, gp_x = graph_features(g)
+    x_node = (node_x - model.node_mean) / model.node_std
+    x_gp = (gp_x - model.gp_mean) / model.gp_std
     g2n, n2g = g[S.GP_TO_NODE].edge_index, g[S.NODE_TO_GP].edge_index
 
     def mean_over(src_feat, edges, n_dst):
@@ -85,15 +85,19 @@ def _reference_member(model: EnsemblePIGNN, g, m: int) -> torch.Tensor:
                                 + hg @ layer.gp_self.weight[grp])
             hn = hn_new
         outs.append(hn)
-    coef = (outs[0] @ model.head_f.weight[m] + model.head_f.bias[m]) * model.speed_scale
-    f_cart = torch.zeros(coef.shape[0], 3)
-    for i in range(coef.shape[0]):  # force perpendicular to the line: along n x xi, then xi x (n x xi)
+    gain = torch.nn.functional.softplus(outs[0] @ model.head_f.weight[m] + model.head_f.bias[m]) * model.speed_scale
+    f_cart = torch.zeros(gain.shape[0], 3)
+    for i in range(gain.shape[0]):  # Peach-Koehler force along n x xi, then xi x (n x xi), scaled per axis
         xi = _tangent_by_hand(g, i)
+        gps = g[S.GP_TO_NODE].edge_index[0][g[S.GP_TO_NODE].edge_index[1] == i]
+        sigma = g[S.GP].stress_gpa[gps].mean(0)
+        pk = torch.linalg.cross(sigma @ g[S.NODE].frame[i, 0], xi) / model.force_scale
         m_hat = torch.linalg.cross(g[S.NODE].frame[i, 1], xi)
         m_hat = m_hat / m_hat.norm()
-        f_cart[i] = coef[i, 0] * m_hat
+        f_cart[i] = gain[i, 0] * (pk @ m_hat) * m_hat
         if not hp.glide_only:
-            f_cart[i] += coef[i, 1] * torch.linalg.cross(xi, m_hat)
+            c_hat = torch.linalg.cross(xi, m_hat)
+            f_cart[i] += gain[i, 1] * (pk @ c_hat) * c_hat
     f = torch.einsum("nij,nj->ni", g[S.NODE].frame, f_cart)
     b = torch.nn.functional.softplus(outs[1] @ model.head_b.weight[m] + model.head_b.bias[m])[:, 0] + hp.drag_floor
     e = hp.energy_scale_ev * torch.nn.functional.softplus(outs[2] @ model.head_e.weight[m] + model.head_e.bias[m])[:, 0]
@@ -160,7 +164,7 @@ def test_sparse_mean_aggregation_equals_edge_index_path() -> None:
 
 def test_wrong_feature_width_is_refused() -> None:
     g = straight_graph(60.0, 0.5, 300.0, n=6)
-    hp = PIGNNHParams(members=2, node_in=g[S.NODE].x.shape[1] + 1, gp_in=g[S.GP].x.shape[1])
+    hp = PIGNNHParams(members=2, node_in=graph_features(g)[0].shape[1] + 1)
     with pytest.raises(ValueError, match="feature width"):
         EnsemblePIGNN(hp)(g)
     with pytest.raises(ValueError, match="members=0"):

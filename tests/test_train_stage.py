@@ -89,7 +89,7 @@ def test_warm_start_takes_previous_weights_and_scales(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_ensemble_learns_the_law_and_screw_is_slower(tmp_path) -> None:
-    res = train_ensemble(_dataset(), _tc(epochs=25), seed=0, model_dir=tmp_path, progress=False)
+    res = train_ensemble(_dataset(), _tc(epochs=25, restore_best_epoch=True), seed=0, model_dir=tmp_path, progress=False)
     first, last = res.history[0]["train"], res.history[-1]["train"]
     assert np.mean(last) < 0.5 * np.mean(first)
     assert int(res.model.active.sum()) == 2
@@ -140,6 +140,12 @@ def test_train_stage_end_to_end(tmp_path) -> None:
                 "test_error_median_mixed", "test_error_median_edge_like", "baseline_test_error_median_edge_like"):
         assert key in on_disk
     assert 0 < on_disk["test_error_median"] < 1.0
+    for key in ("test_error_median", "baseline_test_error_median"):
+        assert on_disk[f"{key}_ci_low"] <= on_disk[key] <= on_disk[f"{key}_ci_high"]
+    # the trained law's physics checks are recorded; those that hold by construction pass
+    assert on_disk["consistency_reversal_pass_fraction"] == 1.0 and on_disk["consistency_zero_stress_pass_fraction"] == 1.0
+    assert on_disk["consistency_spacing_pass_fraction"] == 1.0 and on_disk["consistency_line_sense_worst"] < 1e-5
+    assert on_disk["baseline_consistency_reversal_pass_fraction"] == 1.0 and on_disk["consistency_spread_ratio"] > 0
     assert on_disk["uncertainty_rel"] > 0
     assert on_disk["members_selected"] == 2
     # the test law: screw mobility 1.5 vs edge 8; compared at equal stress and T

@@ -17,14 +17,14 @@ import torch
 from torch_geometric.data import HeteroData
 
 from dislomob import graph_schema as S
-from dislomob.atomic import atomic_path
+from dislomob.atomic import save_torch
 from dislomob.features.discretize import NodeLine, gauss_points
-from dislomob.features.local_frame import gp_features, line_frame, to_local
+from dislomob.features.local_frame import line_frame, to_local
 from dislomob.features.periodic import mean_image_stress, network_stress
 from dislomob.features.stress import DEFAULT_MAX_PAIRS
 from dislomob.features.targets import closest_displacements, match_lines, minimum_image
 
-GRAPH_FORMAT_VERSION = 1
+GRAPH_FORMAT_VERSION = 2  # 2: no stored features (the model computes invariants from stress and geometry)
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class StressSettings:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Nodes, segments and GPs of one frame with their stress (GPa) and local frames."""
+    """Nodes, segments and GPs of one frame with their stress (GPa) and local frames (model inputs are
+    computed from these by dislomob.features.invariants)."""
 
     lines: list[NodeLine]
     node_pos: np.ndarray
@@ -53,8 +54,6 @@ class Snapshot:
     gp_pos: np.ndarray
     gp_seg: np.ndarray
     gp_stress_gpa: np.ndarray
-    gp_x: np.ndarray
-    node_x: np.ndarray
 
 
 def _segments(lines: list[NodeLine]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -77,7 +76,7 @@ def _segments(lines: list[NodeLine]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def snapshot(lines: list[NodeLine], cell: np.ndarray, applied_stress_gpa: np.ndarray, plane_normal: np.ndarray,
              temperature_k: float, n_gauss: int, settings: StressSettings) -> Snapshot:
-    """Resampled lines of one frame -> nodes, segments, GPs, GP stress (GPa) and invariant features."""
+    """Resampled lines of one frame -> nodes, segments, GPs and GP stress (GPa)."""
     if not lines:
         raise ValueError("a snapshot needs at least one line")
     cell = np.asarray(cell, dtype=np.float64)
@@ -94,18 +93,7 @@ def snapshot(lines: list[NodeLine], cell: np.ndarray, applied_stress_gpa: np.nda
         internal -= mean_image_stress(lines, cell, settings.mu_gpa, settings.nu, a, settings.images,
                                       settings.line_images, settings.max_pairs)[None]
     stress = internal + np.asarray(applied_stress_gpa, dtype=np.float64)[None]
-    seg_vec = ends - starts
-    seg_len = np.linalg.norm(seg_vec, axis=1)
-    tangents = seg_vec / seg_len[:, None]
-    gp_x = gp_features(node_frame[gps.segment], stress, tangents[gps.segment], seg_len[gps.segment], temperature_k)
-    # node features: mean over the GPs of the two adjacent segments, plus local geometry
-    seg_mean = gp_x.reshape(len(src), n_gauss, -1).mean(axis=1)
-    prev_seg = np.empty(len(src), dtype=int)
-    prev_seg[dst] = np.arange(len(src))
-    node_mean = 0.5 * (seg_mean + seg_mean[prev_seg])
-    cos_turn = np.einsum("nk,nk->n", tangents[prev_seg], tangents)
-    node_x = np.column_stack([node_mean, seg_len[prev_seg], seg_len, cos_turn])
-    return Snapshot(lines, node_pos, node_frame, src, dst, shift, gps.pos, gps.segment, stress, gp_x, node_x)
+    return Snapshot(lines, node_pos, node_frame, src, dst, shift, gps.pos, gps.segment, stress)
 
 
 def targets(snap: Snapshot, later: list[NodeLine], cell: np.ndarray) -> tuple[np.ndarray, list[NodeLine]]:
@@ -135,9 +123,9 @@ def to_record(snap: Snapshot, disp: np.ndarray, later: list[NodeLine], cell: np.
     t_src, t_dst, t_shift, _, _, _ = _segments(later)
     n_node = len(snap.node_pos)
     return {
-        S.NODE: {"x": f32(snap.node_x), "pos": f32(snap.node_pos), "frame": f32(snap.node_frame),
+        S.NODE: {"pos": f32(snap.node_pos), "frame": f32(snap.node_frame),
                  "y": f32(to_local(snap.node_frame, disp)), "temperature_k": f32(np.full(n_node, info["temperature_k"]))},
-        S.GP: {"x": f32(snap.gp_x), "pos": f32(snap.gp_pos), "stress_gpa": f32(snap.gp_stress_gpa),
+        S.GP: {"pos": f32(snap.gp_pos), "stress_gpa": f32(snap.gp_stress_gpa),
                "segment": i64(snap.gp_seg)},
         S.TARGET: {"pos": f32(np.vstack([ln.nodes for ln in later]))},
         "edges": {
@@ -175,24 +163,47 @@ def to_heterodata(rec: dict) -> HeteroData:
     return g
 
 
-def save_graphs(path: str | Path, records: list[dict], meta: dict[str, Any]) -> None:
-    """Write graph records and metadata atomically to a ``.pt`` file (plain tensors only)."""
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save({"format_version": GRAPH_FORMAT_VERSION, "meta": meta, "graphs": records}, tmp)
+def save_graphs(path: str | Path, records: list[dict], meta: dict[str, Any]) -> bool:
+    """Write graph records and metadata atomically to a ``.pt`` file (plain tensors only).
+
+    Identical content gives identical bytes (no timings, no temporary name inside); a file that already
+    holds them is left untouched. Returns True when the file was written.
+    """
+    return save_torch(path, {"format_version": GRAPH_FORMAT_VERSION, "meta": meta, "graphs": records})
 
 
 def read_graph_file(path: str | Path) -> dict:
-    """The raw contents of a graph file: format_version, meta, graphs (records)."""
+    """The raw contents of a graph file: format_version, meta, graphs (records).
+
+    A missing, empty, truncated or foreign file raises InputFileError naming the file (one line).
+    """
+    from dislomob.errors import InputFileError
+
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"graph file {p} not found")
-    data = torch.load(p, weights_only=True)
+        raise InputFileError(f"graph file {p} not found")
+    try:
+        data = torch.load(p, weights_only=True)
+    except Exception as err:  # torch/pickle/zip raise OSError, EOFError, KeyError, RuntimeError, ... on junk
+        what = " ".join(str(err).split())[:200]
+        size = p.stat().st_size
+        raise InputFileError(f"{p}: unreadable graph file ({size} bytes; {type(err).__name__}: {what}); "
+                             "rerun `dislomob featurize`") from None
     version = data.get("format_version") if isinstance(data, dict) else None
     if version != GRAPH_FORMAT_VERSION:
-        raise ValueError(f"{p}: graph format_version {version} != {GRAPH_FORMAT_VERSION}")
+        raise InputFileError(f"{p}: graph format_version {version} != {GRAPH_FORMAT_VERSION}; rerun `dislomob featurize`")
+    if not isinstance(data.get("graphs"), list) or not isinstance(data.get("meta"), dict):
+        raise InputFileError(f"{p}: not a graph file (no graphs list / meta mapping); rerun `dislomob featurize`")
     return data
 
 
 def load_graphs(path: str | Path) -> list[HeteroData]:
-    """All graphs of a file as ``HeteroData`` objects (graph_schema layout)."""
-    return [to_heterodata(r) for r in read_graph_file(path)["graphs"]]
+    """All graphs of a file as ``HeteroData`` objects (graph_schema layout); damaged records name the file."""
+    from dislomob.errors import InputFileError
+
+    recs = read_graph_file(path)["graphs"]
+    try:
+        return [to_heterodata(r) for r in recs]
+    except Exception as err:
+        raise InputFileError(f"{path}: damaged graph record ({type(err).__name__}: {err}); "
+                             "rerun `dislomob featurize`") from None

@@ -8,14 +8,14 @@ from torch import Tensor
 from dislomob.model.loss import batch_lines
 
 
-def node_tangent(batch) -> Tensor:
+def node_tangent(batch, dtype: torch.dtype = torch.float32) -> Tensor:
     """Unit tangent (n, 3) at every node of a graph_schema batch: the mean of the unit vectors of its two
     segments (periodic closures use the stored segment shifts)."""
     from dislomob import graph_schema as S
 
     lines, _, cell = batch_lines(batch)
-    pos = batch[S.NODE].pos.float()
-    start, vec = lines.segment_vectors(pos, cell.float())
+    pos = batch[S.NODE].pos.to(dtype)
+    start, vec = lines.segment_vectors(pos, cell.to(dtype))
     unit = vec / vec.norm(dim=-1, keepdim=True).clamp_min(1e-9)
     tangent = unit.new_zeros(pos.shape[0], 3).index_add(0, lines.src, unit).index_add(0, lines.dst, unit)
     return tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)

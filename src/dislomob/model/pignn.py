@@ -3,11 +3,15 @@
 dx_local = dt * F / B * exp(-E / (k_B T)) in each node's local frame (b_hat, n_hat, s_hat), then
 dx = frame^T dx_local in Cartesian coordinates. Units: dx in Angstrom, dt in ps, F in Angstrom/ps
 (a drive already divided by a reference drag), B dimensionless (> 0), E in eV (>= 0), T in K.
-The F-net gives the force's coefficients on the node's motion axes, both perpendicular to the line
-(as a Peach-Koehler force is; motion along the line changes no configuration): m_hat = n_hat x xi
-(glide, in the slip plane) and c_hat = xi x m_hat (out of the plane: cross-slip; dropped with
-``glide_only``), xi the node's unit tangent. The 3*M networks (F, B, E for every member) share one
-stacked HeteroSAGE computation.
+
+The force is the local Peach-Koehler force f = (sigma . b_hat) x xi (GPa; sigma the mean stress of the
+node's Gauss points, xi its unit tangent) resolved on the node's motion axes, both perpendicular to the
+line: m_hat = n_hat x xi (glide) and c_hat = xi x m_hat (out of the plane: cross-slip; dropped with
+``glide_only``). The F-net only scales each component by a learned non-negative factor, and the
+B- and E-nets see only symmetry-invariant inputs (dislomob.features.invariants), so by construction
+(xi, b) -> (-xi, -b) gives the same velocity, a reversed resolved shear gives the reversed glide, and
+zero stress gives zero motion, whatever the weights. The 3*M networks (F, B, E for every member)
+share one stacked HeteroSAGE computation.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch.nn.functional as tf
 from torch import Tensor, nn
 
 from dislomob import graph_schema as S
+from dislomob.features.invariants import GP_FEATURE_NAMES, NODE_FEATURE_NAMES, graph_features
 from dislomob.model.heterosage import GroupedLinear, HeteroSAGE, mean_adjacency
 from dislomob.model.line_geometry import motion_axes, node_tangent
 
@@ -28,11 +33,11 @@ NETS = ("F", "B", "E")
 
 @dataclass(frozen=True)
 class PIGNNHParams:
-    """Sizes and seeds of an ensemble; ``node_in``/``gp_in`` are read from the data."""
+    """Sizes and seeds of an ensemble; ``node_in``/``gp_in`` are the widths of dislomob.features.invariants."""
 
     members: int
-    node_in: int
-    gp_in: int
+    node_in: int = len(NODE_FEATURE_NAMES)
+    gp_in: int = len(GP_FEATURE_NAMES)
     width: int = 20
     depth: int = 2
     seed: int = 0
@@ -79,11 +84,16 @@ class EnsemblePIGNN(nn.Module):
         self.register_buffer("gp_mean", torch.zeros(hp.gp_in))
         self.register_buffer("gp_std", torch.ones(hp.gp_in))
         self.register_buffer("speed_scale", torch.ones(()))
+        self.register_buffer("force_scale", torch.ones(()))
         self.register_buffer("active", torch.ones(m, dtype=torch.bool))
 
     @torch.no_grad()
-    def fit_scales(self, node_x: Tensor, gp_x: Tensor, speed_rms: float) -> None:
-        """Feature means/stds from training data; ``speed_rms`` (Angstrom/ps) sets the F output scale."""
+    def fit_scales(self, node_x: Tensor, gp_x: Tensor, speed_rms: float, force_rms: float = 1.0) -> None:
+        """Feature means/stds from training data; ``speed_rms`` (Angstrom/ps) sets the F output scale and
+        ``force_rms`` (GPa) the Peach-Koehler force that it corresponds to."""
+        if not force_rms > 0:
+            raise ValueError(f"force_rms={force_rms} GPa: must be > 0 (training data without stress?)")
+        self.force_scale.fill_(float(force_rms))
         for name, x in (("node", node_x), ("gp", gp_x)):
             std = x.std(0) if x.shape[0] > 1 else torch.ones(x.shape[1])
             getattr(self, f"{name}_mean").copy_(x.mean(0))
@@ -93,29 +103,47 @@ class EnsemblePIGNN(nn.Module):
         self.speed_scale.fill_(float(speed_rms))
 
     def forward(self, batch) -> dict[str, Tensor]:
-        """Per-member outputs for a (batched) graph_schema HeteroData.
+        """Per-member outputs for a (batched) graph_schema HeteroData, in the dtype of the model's weights.
 
         Returns dx (M, n, 3) Cartesian Angstrom, dx_local (M, n, 3) in (b, n, s), force (M, n, 3)
         Angstrom/ps, drag (M, n) dimensionless, energy_ev (M, n), all for the ``n`` nodes.
         """
-        node, gp = batch[S.NODE], batch[S.GP]
-        n_node, n_gp, m = node.x.shape[0], gp.x.shape[0], self.hp.members
-        g2n = mean_adjacency(batch[S.GP_TO_NODE].edge_index, n_gp, n_node)
-        n2g = mean_adjacency(batch[S.NODE_TO_GP].edge_index, n_node, n_gp)
-        x_node = _standardize(node.x.float(), self.node_mean, self.node_std)
-        x_gp = _standardize(gp.x.float(), self.gp_mean, self.gp_std)
-        h = self.trunk(x_node, x_gp, g2n, n2g)  # (n, 3M, width)
-        coef = self.head_f(h[:, :m]) * self.speed_scale  # (n, M, 2): along m_hat and c_hat; (n, M, 1) glide only
-        axes = motion_axes(node_tangent(batch), node.frame.float())  # (n, 2, 3) Cartesian
-        force = torch.einsum("nmk,nkc,nic->nmi", coef, axes[:, : coef.shape[-1]], node.frame.float())  # (n, M, 3) local
+        dtype = self.speed_scale.dtype
+        node = batch[S.NODE]
+        n_node, m = node.pos.shape[0], self.hp.members
+        node_x, gp_x = graph_features(batch, dtype)
+        g2n = mean_adjacency(batch[S.GP_TO_NODE].edge_index, gp_x.shape[0], n_node)
+        n2g = mean_adjacency(batch[S.NODE_TO_GP].edge_index, n_node, gp_x.shape[0])
+        x_node = _standardize(node_x, self.node_mean, self.node_std)
+        x_gp = _standardize(gp_x, self.gp_mean, self.gp_std)
+        h = self.trunk(x_node, x_gp, g2n.to(dtype), n2g.to(dtype))  # (n, 3M, width)
+        frame = node.frame.to(dtype)
+        axes = motion_axes(node_tangent(batch, dtype), frame)  # (n, 2, 3) Cartesian
+        pk = peach_koehler(batch, dtype)  # (n, 3) GPa
+        k = 1 if self.hp.glide_only else 2
+        pk_axes = torch.einsum("nc,nkc->nk", pk, axes[:, :k]) / self.force_scale  # (n, k)
+        gain = tf.softplus(self.head_f(h[:, :m])) * self.speed_scale  # (n, M, k) >= 0, Angstrom/ps
+        force = torch.einsum("nmk,nk,nkc,nic->nmi", gain, pk_axes, axes[:, :k], frame)  # (n, M, 3) local
         drag = tf.softplus(self.head_b(h[:, m:2 * m])[..., 0]) + self.hp.drag_floor  # (n, M)
         energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h[:, 2 * m:])[..., 0])
-        temp = node.temperature_k.float().clamp_min(1e-3)[:, None]
-        dt = _node_dt(batch, n_node)[:, None]
+        temp = node.temperature_k.to(dtype).clamp_min(1e-3)[:, None]
+        dt = _node_dt(batch, n_node).to(dtype)[:, None]
         dx_local = (dt * torch.exp(-energy / (K_B_EV_PER_K * temp)) / drag)[..., None] * force
         dx_local = dx_local.transpose(0, 1)  # (M, n, 3)
-        dx = torch.einsum("nij,mni->mnj", node.frame.float(), dx_local)
+        dx = torch.einsum("nij,mni->mnj", frame, dx_local)
         return {"dx": dx, "dx_local": dx_local, "force": force.transpose(0, 1), "drag": drag.T, "energy_ev": energy.T}
+
+
+def peach_koehler(batch, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Peach-Koehler force per unit |b| (n, 3) GPa at every node: (sigma . b_hat) x xi with sigma the mean
+    Cartesian stress of the node's Gauss points and xi its unit tangent."""
+    node, gp = batch[S.NODE], batch[S.GP]
+    n = node.pos.shape[0]
+    src, dst = batch[S.GP_TO_NODE].edge_index
+    stress = gp.stress_gpa.to(dtype).new_zeros(n, 3, 3).index_add(0, dst, gp.stress_gpa.to(dtype)[src])
+    stress = stress / torch.bincount(dst, minlength=n).clamp_min(1).to(dtype)[:, None, None]
+    sb = torch.einsum("nab,nb->na", stress, node.frame.to(dtype)[:, 0])
+    return torch.cross(sb, node_tangent(batch, dtype), dim=-1)
 
 
 def _node_dt(batch, n_node: int) -> Tensor:

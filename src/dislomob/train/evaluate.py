@@ -13,10 +13,11 @@ from torch_geometric.loader import DataLoader
 
 from dislomob import graph_schema as S
 from dislomob.ddd.baselines import PhenomenologicalMobility
-from dislomob.model.ensemble import predictive, relative_uncertainty
+from dislomob.model.ensemble import relative_uncertainty
 from dislomob.model.line_geometry import node_tangent
 from dislomob.model.loss import displacement_loss, relative_error
 from dislomob.model.pignn import EnsemblePIGNN
+from dislomob.model.predict import predict
 from dislomob.train.buckets import BUCKETS, bucket_of
 
 
@@ -27,24 +28,42 @@ def _median(values: list[float]) -> float | None:
 @torch.no_grad()
 def predict_graphs(model: EnsemblePIGNN, law: PhenomenologicalMobility, graphs: list[HeteroData],
                    batch_size: int = 32) -> dict[str, np.ndarray]:
-    """Per-graph relative errors and losses (Angstrom) of ensemble mean and baseline; node sigma and |mean dx|."""
-    out: dict[str, list] = {k: [] for k in ("err", "base_err", "loss", "base_loss", "angle", "sigma", "mu")}
-    for batch in DataLoader(graphs, batch_size=batch_size):
-        dx = model(batch)["dx"]
-        mean, var = predictive(dx, model.active)
-        base = law(batch)
+    """Per-graph relative errors and losses (Angstrom) of ensemble mean and baseline, angle, trajectory,
+    node sigma and |mean dx| (all nodes)."""
+    out: dict[str, list] = {k: [] for k in ("err", "base_err", "loss", "base_loss", "angle", "sigma", "mu", "traj")}
+    ours, theirs = predict(model, graphs, batch_size), predict(law, graphs, batch_size)
+    for start in range(0, len(graphs), batch_size):
+        chunk = graphs[start:start + batch_size]
+        batch = next(iter(DataLoader(chunk, batch_size=len(chunk))))
+        mean = torch.cat([p.mean for p in ours[start:start + batch_size]])
+        var = torch.cat([p.var for p in ours[start:start + batch_size]])
+        base = torch.cat([p.mean for p in theirs[start:start + batch_size]])
         out["err"] += relative_error(batch, mean).tolist()
         out["base_err"] += relative_error(batch, base).tolist()
         out["loss"] += displacement_loss(batch, mean).tolist()
         out["base_loss"] += displacement_loss(batch, base).tolist()
         out["angle"] += batch.angle_deg.reshape(-1).tolist()
+        out["traj"] += [str(t) for t in (batch.traj_id if isinstance(batch.traj_id, list) else [batch.traj_id])]
         out["sigma"] += var.sum(-1).sqrt().tolist()
         out["mu"] += mean.norm(dim=-1).tolist()
-    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+    return {k: np.asarray(v) if k == "traj" else np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+def trajectory_bootstrap_median(values: np.ndarray, traj: np.ndarray, n_resamples: int = 2000, seed: int = 0,
+                                level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the median of ``values`` when whole trajectories (not frames) are resampled."""
+    ids = sorted(set(traj.tolist()))
+    groups = [values[traj == t] for t in ids]
+    rng = np.random.default_rng(seed)
+    meds = [float(np.median(np.concatenate([groups[i] for i in rng.integers(0, len(ids), len(ids))])))
+            for _ in range(n_resamples)]
+    lo, hi = np.quantile(meds, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
 
 
 def evaluation_metrics(model: EnsemblePIGNN, law: PhenomenologicalMobility, graphs: list[HeteroData]) -> dict[str, float | None]:
-    """Metrics for ``dvc metrics show``: medians overall and per bucket, mean losses, ensemble relative uncertainty."""
+    """Metrics for ``dvc metrics show``: medians overall (with a 95% interval from resampling test
+    trajectories) and per bucket, mean losses, ensemble relative uncertainty."""
     if not graphs:
         raise ValueError("no test graphs to evaluate")
     p = predict_graphs(model, law, graphs)
@@ -56,7 +75,10 @@ def evaluation_metrics(model: EnsemblePIGNN, law: PhenomenologicalMobility, grap
         "baseline_test_loss_mean_angstrom": float(p["base_loss"].mean()),
         "uncertainty_rel": float(p["sigma"].mean() / max(p["mu"].mean(), 1e-12)),
         "n_test_graphs": len(graphs),
+        "n_test_trajectories": len(set(p["traj"].tolist())),
     }
+    for key, vals in (("test_error_median", p["err"]), ("baseline_test_error_median", p["base_err"])):
+        m[f"{key}_ci_low"], m[f"{key}_ci_high"] = trajectory_bootstrap_median(vals, p["traj"])
     for b in BUCKETS:
         sel = buckets == b
         m[f"test_error_median_{b}"] = _median(p["err"][sel].tolist())
@@ -74,8 +96,9 @@ def character_speeds(model: EnsemblePIGNN, graphs: list[HeteroData]) -> dict[str
     ``speed_ratio_screw_to_edge`` is the largest such ratio (the least favourable condition).
     """
     speeds: dict[tuple[float, float], dict[str, list[float]]] = {}
-    for batch in DataLoader(graphs, batch_size=32):
-        mean, _ = predictive(model(batch)["dx"], model.active)
+    preds = predict(model, graphs)
+    for start, batch in zip(range(0, len(graphs), 32), DataLoader(graphs, batch_size=32)):
+        mean = torch.cat([p.mean for p in preds[start:start + 32]])
         cos = (node_tangent(batch) * batch[S.NODE].frame[:, 0]).sum(-1).abs()
         graph_of = getattr(batch[S.NODE], "batch", torch.zeros(len(cos), dtype=torch.long))
         v = mean.norm(dim=-1) / batch.dt_ps.reshape(-1)[graph_of]
@@ -94,10 +117,5 @@ def character_speeds(model: EnsemblePIGNN, graphs: list[HeteroData]) -> dict[str
 
 def uncertainty_of(model: EnsemblePIGNN, graphs: list[HeteroData]) -> float:
     """Relative uncertainty (sigma / mean |dx|) of the active members over all nodes of ``graphs``."""
-    means, variances = [], []
-    with torch.no_grad():
-        for batch in DataLoader(graphs, batch_size=32):
-            mean, var = predictive(model(batch)["dx"], model.active)
-            means.append(mean)
-            variances.append(var)
-    return relative_uncertainty(torch.cat(means), torch.cat(variances))
+    preds = predict(model, graphs)
+    return relative_uncertainty(torch.cat([p.mean for p in preds]), torch.cat([p.var for p in preds]))

@@ -2,7 +2,9 @@
 
 The optimized objective is the symmetric node-to-segment distance (Angstrom) summed over the graphs
 of a batch (paper Eq. 5) and over members, so each member gets exactly the gradient of its own loss
-(Adam acts element-wise, members stay independent). Logged losses are per-graph means per member.
+(Adam acts element-wise, members stay independent). With ``graph_weights`` (dislomob.train.bootstrap)
+each member weighs each graph by how often it drew the graph's trajectory. Logged losses are
+unweighted per-graph means per member.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor
 from dislomob.model.ensemble import save_ensemble
 from dislomob.model.loss import displacement_loss
 from dislomob.model.pignn import EnsemblePIGNN
+from dislomob.train.bootstrap import batch_weights
 
 
 class TrainingDiverged(RuntimeError):
@@ -27,9 +30,11 @@ class EnsembleModule(pl.LightningModule):
     and, in memory, the weights of the epoch with the lowest ensemble-mean validation loss."""
 
     def __init__(self, model: EnsemblePIGNN, learning_rate: float, divergence_factor: float = 100.0,
-                 checkpoint_path: str | Path | None = None, weight_decay: float = 0.0):
+                 checkpoint_path: str | Path | None = None, weight_decay: float = 0.0,
+                 graph_weights: dict[str, Tensor] | None = None):
         super().__init__()
         self.model = model
+        self.graph_weights = graph_weights
         self.learning_rate, self.divergence_factor, self.weight_decay = learning_rate, divergence_factor, weight_decay
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.first_loss: float | None = None
@@ -70,6 +75,8 @@ class EnsembleModule(pl.LightningModule):
         self._sums["train"] += member.detach().double().cpu() * batch.num_graphs
         self._counts["train"] += batch.num_graphs
         self.log("train_loss", mean, prog_bar=True, batch_size=batch.num_graphs)
+        if self.graph_weights is not None:
+            per_graph = per_graph * batch_weights(self.graph_weights, batch.traj_id).to(per_graph)
         return per_graph.sum()
 
     def validation_step(self, batch, batch_idx: int) -> None:
