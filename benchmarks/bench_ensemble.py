@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from dislomob import graph_schema as S  # noqa: E402
 from dislomob.model.loss import displacement_loss  # noqa: E402
+from dislomob.features.invariants import graph_features  # noqa: E402
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams  # noqa: E402
 from model_helpers import straight_graph  # noqa: E402
 
@@ -35,10 +36,9 @@ def graphs(n_graphs: int, nodes: int) -> list:
 
 def make(members: int, seed: int, g, width: int, depth: int,
          device: torch.device = torch.device("cpu")) -> tuple[EnsemblePIGNN, torch.optim.Optimizer]:
-    hp = PIGNNHParams(members=members, node_in=g[S.NODE].x.shape[1], gp_in=g[S.GP].x.shape[1], width=width,
-                      depth=depth, seed=seed)
+    hp = PIGNNHParams(members=members, width=width, depth=depth, seed=seed)
     model = EnsemblePIGNN(hp)
-    model.fit_scales(g[S.NODE].x, g[S.GP].x, speed_rms=2.0)
+    model.fit_scales(*graph_features(g), speed_rms=2.0, force_rms=0.4)
     model.to(device)
     return model, torch.optim.Adam(model.parameters(), lr=1e-3)
 

@@ -5,13 +5,11 @@ Angstrom, times in ps, temperatures in K, stresses in GPa.
 
 Vertex types
 - ``node``: resampled line nodes.
-    x      (n_node, NODE_FEATURES)  invariant node features (float32)
     pos    (n_node, 3)              Cartesian position at t, Angstrom (float64 kept as float32 ok)
     frame  (n_node, 3, 3)           rows = local orthonormal frame (b_hat, n_hat, s_hat) in Cartesian
     y      (n_node, 3)              target displacement to the line at t+dt, in the local frame, Angstrom
     temperature_k (n_node,)         temperature of the run, K
 - ``gp``: Gauss points on segments.
-    x      (n_gp, GP_FEATURES)      invariant GP features
     pos    (n_gp, 3)                Cartesian position, Angstrom
 - ``target``: nodes of the ground-truth line at t+dt (for the node-to-segment loss).
     pos    (n_target, 3)            Cartesian position, Angstrom
@@ -34,7 +32,9 @@ Added by featurize (dislomob.features):
 - ``(gp, to, node)``: each GP to both end nodes of its segment; ``(node, to, gp)`` is its reverse.
 - ``node.frame`` rows are the line's (b_hat, n_hat, s_hat): b_hat = Burgers vector (Hirth-Lothe
   convention), n_hat = slip plane normal, s_hat = b_hat x n_hat; y_cart = frame^T y.
-- Feature columns: ``dislomob.features.local_frame.GP_FEATURE_NAMES`` / ``NODE_FEATURE_NAMES``.
+- No stored features: the model computes its symmetry-invariant inputs from ``gp.stress_gpa``,
+  ``node.frame``, the segments and the temperature (``dislomob.features.invariants.graph_features``;
+  columns ``GP_FEATURE_NAMES`` / ``NODE_FEATURE_NAMES``).
 - ``n_gauss`` int; ``time_ps`` float. Files: ``dislomob.features.graphs.load_graphs(path)``.
 """
 
