@@ -153,9 +153,9 @@ def consistency_checks(law: torch.nn.Module, cfg: Config) -> dict[str, Any]:
     m["consistency_zero_stress_worst"] = float(ratio.max())
     v = at["space"][0].reshape(len(chars), -1)
     ref = v[:, SPACING_FACTORS.index(1.0)][:, None]
-    dev = np.abs(v / np.where(np.abs(ref) > 1e-12, ref, 1e-12) - 1.0)
-    m["consistency_spacing_pass_fraction"] = _frac((dev <= SPACING_TOL).ravel().tolist())
-    m["consistency_spacing_worst"] = float(dev.max())
+    space_dev = np.abs(v / np.where(np.abs(ref) > 1e-12, ref, 1e-12) - 1.0)
+    m["consistency_spacing_pass_fraction"] = _frac((space_dev <= SPACING_TOL).ravel().tolist())
+    m["consistency_spacing_worst"] = float(space_dev.max())
     v = at["flip"][0].reshape(-1, 2)
     m["consistency_line_sense_worst"] = float((np.abs(v[:, 0] - v[:, 1]) / np.maximum(np.abs(v[:, 0]), 1e-12)).max())
     order_ok, mono_ok, t_mono = [], [], []
@@ -180,7 +180,19 @@ def consistency_checks(law: torch.nn.Module, cfg: Config) -> dict[str, Any]:
     m["consistency_spread_outside"] = float(np.median(rel[~inside]))
     m["consistency_spread_ratio"] = (m["consistency_spread_outside"] / m["consistency_spread_in_grid"]
                                      if m["consistency_spread_in_grid"] > 0 else None)
-    table = {"characters_deg": chars, "temperatures_k": list(SWEEP_TEMPERATURES_K),
+    rev2 = at["rev"][0].reshape(len(chars), len(PROBE_TEMPERATURES_K), len(PROBE_STRESSES_GPA), 2)
+    zero2 = at["zero"][0].reshape(len(chars), len(PROBE_TEMPERATURES_K), 2)
+    ie, it, i_s = names.index("edge"), PROBE_TEMPERATURES_K.index(300.0), PROBE_STRESSES_GPA.index(0.5)
+    table = {"passed_of": {"reversal": [int(rev_ok.sum()), len(rev_ok)],
+                           "zero_stress": [int((ratio <= ZERO_TOL).sum()), len(ratio)],
+                           "spacing": [int((space_dev <= SPACING_TOL).sum()), space_dev.size],
+                           "character_order": [int(sum(order_ok)), len(order_ok)],
+                           "stress_monotone": [int(sum(mono_ok)), len(mono_ok)]},
+             "edge_300k_m_per_s": {"tau_0p5": float(rev2[ie, it, i_s, 0]), "tau_minus_0p5": float(rev2[ie, it, i_s, 1]),
+                                   "tau_0": float(zero2[ie, it, 0]),
+                                   "tau_0_spread": float(at["zero"][1].reshape(len(chars), len(PROBE_TEMPERATURES_K), 2)[ie, it, 0]),
+                                   "flipped_line_sense": float(at["flip"][0].reshape(-1, 2)[ie, 1])},
+             "characters_deg": chars, "temperatures_k": list(SWEEP_TEMPERATURES_K),
              "speed_vs_t_0p5gpa_m_per_s": {c: sweep[i].round(1).tolist() for i, c in enumerate(names)},
              "spacing_factors": list(SPACING_FACTORS),
              "speed_vs_spacing_m_per_s": {c: at["space"][0].reshape(len(chars), -1)[i].round(1).tolist()
