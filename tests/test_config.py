@@ -59,3 +59,45 @@ def test_repo_params_load_and_match_demo_grid():
 def test_missing_params_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_defaults_are_the_demo_profile():
+    """One source of truth: the typed defaults equal params.yaml (the demo profile), so a section left out
+    of a demo params file takes exactly the demo's values."""
+    assert Config() == load_config("params.yaml")
+
+
+def test_paper_profile_keeps_its_own_values():
+    paper = load_config("pipelines/paper/params.yaml")
+    assert paper.features.node_spacing_nm == 1.5 and paper.train.restore_best_epoch is True
+    assert paper.md.threads == 8 and paper.executor.kind == "config_file"
+
+
+@pytest.mark.parametrize("key,value", [("md.duration_ps", float("inf")), ("md.settle_ps", float("nan")),
+                                       ("features.dt_ps", float("-inf")), ("train.learning_rate", float("nan")),
+                                       ("material.poisson_ratio", float("nan"))])
+def test_non_finite_numbers_are_rejected(key, value):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ".*finite"):
+        parse_config(_with(section, name, value))
+
+
+def test_duplicate_key_and_syntax_error_name_file_and_line(tmp_path):
+    p = tmp_path / "dup.yaml"
+    p.write_text("seed: 1\nmd:\n  threads: 1\n  threads: 2\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml:4: duplicate key md\.threads \(first given at line 3\)"):
+        load_config(p)
+    p.write_text("md:\n  threads: [1\nseed: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert "dup.yaml:3:" in str(err.value) and "YAML syntax error" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_section_allowed_only_in_the_demo_profile(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("seed: 7\n")
+    assert load_config(p).md == Config().md
+    p.write_text("profile: paper\nseed: 7\nmd: {}\n")
+    with pytest.raises(ConfigError, match="misses section.*dataset"):
+        load_config(p)

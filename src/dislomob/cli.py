@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from dislomob.config import ConfigError, load_config
+from dislomob.errors import DislomobError, InputFileError
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -55,7 +56,10 @@ def inspect_trajectory(path: Path, skip_ps: float) -> dict:
     from dislomob.md.analysis import summarize
     from dislomob.md.trajectory import meta_summary, read_trajectory
 
-    traj = read_trajectory(path)
+    try:
+        traj = read_trajectory(path)
+    except Exception as err:  # empty, truncated or junk: h5py/pydantic raise many kinds
+        raise InputFileError(f"{path}: unreadable trajectory ({type(err).__name__}: {' '.join(str(err).split())})") from None
     meta = meta_summary(traj.meta)
     meta["n_frames"] = len(traj.frames)
     lines = []
@@ -72,14 +76,29 @@ def inspect_trajectory(path: Path, skip_ps: float) -> dict:
     return {"metadata": meta, "lines": lines}
 
 
+def _terminate_on_sigterm() -> None:
+    """SIGTERM (kill, timeout, dvc) unwinds like Ctrl-C: temporary files go, an MLflow run is ended."""
+    import signal
+
+    def _handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _handler)
+
+
 def _cmd_featurize(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)  # before torch is imported: a bad params file fails in a second
+    _terminate_on_sigterm()
     from dislomob.features.featurize import featurize_dataset, featurize_file
 
-    cfg = load_config(args.params)
     if args.file is None:
         summary = featurize_dataset(cfg, args.in_dir or cfg.dataset.out_dir, args.out_dir or cfg.features.out_dir, args.summary)
+        for s in summary["skipped"]:
+            print(f"dislomob: featurize: skipped {s['file']}: {s['reason']}"
+                  + ("; its earlier graph file kept" if s["previous_graphs_kept"] else ""), file=sys.stderr)
         print(f"featurize: {summary['n_graphs']} graphs from {summary['n_trajectories']} trajectories, "
-              f"{summary['n_rejected']} frames rejected, Peach-Koehler sign agreement {summary['pk_agreement']}")
+              f"{summary['n_rejected']} frames rejected, {summary['n_skipped']} files skipped (see {args.summary}), "
+              f"Peach-Koehler sign agreement {summary['pk_agreement']}")
         return 0
     if args.out is None:
         raise ConfigError("featurize FILE needs --out FILE.pt")
@@ -90,10 +109,11 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)  # before torch and Lightning are imported
+    _terminate_on_sigterm()
     from dislomob.train.module import TrainingDiverged
     from dislomob.train.stage import train_stage
 
-    cfg = load_config(args.params)
     try:
         metrics = train_stage(cfg, args.graphs_dir or cfg.features.out_dir, cfg.train.model_dir, args.metrics,
                               progress=not args.quiet)
@@ -184,9 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except (DislomobError, ConfigError, ValueError, OSError) as err:
+        # bad input (params, files): one line per problem, no traceback, exit status 2
         print(f"dislomob: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        print(f"dislomob: interrupted{f' ({err})' if str(err) else ''}; rerun the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

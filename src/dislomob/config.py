@@ -1,7 +1,13 @@
 """One typed configuration for every stage, read from params.yaml.
 
 Units are in the field names (``_k``, ``_gpa``, ``_ps``, ``_angstrom``, ``_nm``). A bad value
-fails at load time with the key, the value and what is allowed.
+fails at load time with the key, the value and what is allowed; every number must be finite.
+
+One source of truth for defaults: the defaults below ARE the demo profile (``params.yaml``; a test
+keeps ``Config() == load_config("params.yaml")``), so a section missing from a demo params file takes
+exactly the demo's values. A params file of any other profile must spell out every section. The YAML
+reader rejects duplicated keys and reports syntax errors as one line with file and line number; this
+module imports neither torch nor Lightning, so a bad params file fails within a second.
 """
 
 from __future__ import annotations
@@ -12,13 +18,15 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dislomob.errors import DislomobError
 
-class ConfigError(ValueError):
+
+class ConfigError(DislomobError, ValueError):
     """A params file or value that cannot be used; the message names key, value and what is allowed."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MaterialConfig(_Strict):
@@ -42,9 +50,9 @@ class MaterialConfig(_Strict):
 class BoxConfig(_Strict):
     """Dipole cell size targets in nm (rounded to lattice periods) for x (glide), y (line), z (normal)."""
 
-    glide_nm: float = Field(4.0, gt=0)
-    line_nm: float = Field(3.0, gt=0)
-    height_nm: float = Field(12.0, gt=0)
+    glide_nm: float = Field(4.0, gt=0, le=10_000)
+    line_nm: float = Field(3.0, gt=0, le=10_000)
+    height_nm: float = Field(12.0, gt=0, le=10_000)
 
     @model_validator(mode="after")
     def _holds_dipole(self) -> "BoxConfig":
@@ -57,11 +65,11 @@ class BoxConfig(_Strict):
 class LoopConfig(_Strict):
     """Shear loop geometry: radius and cell size in nm; a few minimization steps only (a free loop shrinks)."""
 
-    radius_nm: float = Field(3.0, gt=0)
-    glide_nm: float = Field(12.0, gt=0)
-    line_nm: float = Field(12.0, gt=0)
-    height_nm: float = Field(8.0, gt=0)
-    minimize_steps: int = Field(20, ge=0)
+    radius_nm: float = Field(3.0, gt=0, le=10_000)
+    glide_nm: float = Field(10.0, gt=0, le=10_000)
+    line_nm: float = Field(10.0, gt=0, le=10_000)
+    height_nm: float = Field(6.0, gt=0, le=10_000)
+    minimize_steps: int = Field(20, ge=0, le=10_000_000)
 
     @model_validator(mode="after")
     def _loop_fits(self) -> "LoopConfig":
@@ -80,17 +88,17 @@ class MDConfig(_Strict):
     (lines start at rest and accelerate for a few ps), production length, DXA sampling, threads."""
 
     timestep_fs: float = Field(1.0, gt=0, le=50.0)
-    minimize_steps: int = Field(2000, ge=0)
-    equilibrate_ps: float = Field(1.0, ge=0)
-    settle_ps: float = Field(0.0, ge=0)
-    duration_ps: float = Field(6.0, gt=0)
-    sample_every_ps: float = Field(0.1, gt=0)
-    pressure_damping_ps: float = Field(1.0, gt=0)
-    temperature_damping_ps: float = Field(0.1, gt=0)
-    threads: int = Field(2, ge=1)
+    minimize_steps: int = Field(2000, ge=0, le=10_000_000)
+    equilibrate_ps: float = Field(0.5, ge=0, le=100_000)
+    settle_ps: float = Field(3.0, ge=0, le=100_000)
+    duration_ps: float = Field(2.0, gt=0, le=100_000)
+    sample_every_ps: float = Field(0.1, gt=0, le=1000)
+    pressure_damping_ps: float = Field(1.0, gt=0, le=1000)
+    temperature_damping_ps: float = Field(0.1, gt=0, le=1000)
+    threads: int = Field(1, ge=1, le=4096)
     write_ca: bool = False
     dxa_overlap: bool = False
-    dxa_window_nm: float = Field(1.0, ge=0)
+    dxa_window_nm: float = Field(1.0, ge=0, le=1000)
     geometry: Literal["dipole", "loop"] = "dipole"
     box: BoxConfig = BoxConfig()
     loop: LoopConfig = LoopConfig()
@@ -102,6 +110,11 @@ class MDConfig(_Strict):
                 f"md.sample_every_ps={self.sample_every_ps} shorter than md.timestep_fs={self.timestep_fs}: "
                 "allowed sample_every_ps >= timestep"
             )
+        if self.sample_every_ps > self.duration_ps:
+            raise ValueError(
+                f"md.sample_every_ps={self.sample_every_ps} longer than md.duration_ps={self.duration_ps}: "
+                "allowed sample_every_ps <= duration_ps (at least two frames)"
+            )
         return self
 
 
@@ -110,7 +123,7 @@ class DatasetConfig(_Strict):
 
     temperatures_k: list[float] = [300.0, 500.0]
     stresses_gpa: list[float] = [0.25, 0.5]
-    angles_deg: list[float] = [45.0, 135.0]
+    angles_deg: list[float] = [0.0, 45.0, 90.0]
     out_dir: str = "data/md"
 
     @field_validator("temperatures_k")
@@ -142,7 +155,7 @@ class ExecutorConfig(_Strict):
     """Where MD runs execute: Parsl local threads-per-worker/workers, or a Parsl config file."""
 
     kind: Literal["local", "config_file"] = "local"
-    workers: int = Field(1, ge=1)
+    workers: int = Field(2, ge=1, le=100_000)
     config_file: str | None = None
     run_dir: str = ".parsl"
 
@@ -158,16 +171,16 @@ class FeaturesConfig(_Strict):
     cell average of the dislocations' image-summed stress (NPT holds the average at the applied stress).
     """
 
-    node_spacing_nm: float = Field(1.5, gt=0)
-    min_nodes_per_line: int = Field(4, ge=3)
-    smoothing_passes: int = Field(0, ge=0)
+    node_spacing_nm: float = Field(0.6, gt=0, le=1000)
+    min_nodes_per_line: int = Field(4, ge=3, le=10_000)
+    smoothing_passes: int = Field(0, ge=0, le=1000)
     n_gauss: int = Field(2, ge=1, le=8)
-    core_width_b: float = Field(1.0, gt=0)
+    core_width_b: float = Field(1.0, gt=0, le=100)
     images: int = Field(4, ge=0, le=20)
     line_images: int = Field(2, ge=0, le=50)
     remove_mean_stress: bool = True
-    dt_ps: float = Field(1.0, gt=0)
-    frame_stride: int = Field(1, ge=1)
+    dt_ps: float = Field(1.0, gt=0, le=100_000)
+    frame_stride: int = Field(1, ge=1, le=100_000)
     burgers_sign: Literal[-1, 1] = -1
     out_dir: str = "data/graphs"
 
@@ -186,21 +199,21 @@ class TrainConfig(_Strict):
     M=20 step); ``accelerator`` is Lightning's.
     """
 
-    members: int = Field(20, ge=2)
+    members: int = Field(20, ge=2, le=10_000)
     top_fraction: float = Field(0.5, gt=0, le=1)
-    width: int = Field(20, ge=1)
-    depth: int = Field(2, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
-    epochs: int = Field(60, ge=1)
-    batch_size: int = Field(16, ge=1)
+    width: int = Field(20, ge=1, le=100_000)
+    depth: int = Field(2, ge=1, le=100)
+    learning_rate: float = Field(3e-3, gt=0, le=10)
+    epochs: int = Field(60, ge=1, le=10_000_000)
+    batch_size: int = Field(16, ge=1, le=10_000_000)
     split: tuple[float, float, float] = (0.7, 0.2, 0.1)
-    energy_scale_ev: float = Field(0.01, gt=0)
+    energy_scale_ev: float = Field(0.01, gt=0, le=100)
     glide_only: bool = False
-    restore_best_epoch: bool = True
-    weight_decay: float = Field(0.0, ge=0)
-    divergence_factor: float = Field(100.0, gt=1)
-    baseline_steps: int = Field(300, ge=1)
-    threads: int = Field(1, ge=1)
+    restore_best_epoch: bool = False
+    weight_decay: float = Field(0.0, ge=0, le=100)
+    divergence_factor: float = Field(100.0, gt=1, le=1e12)
+    baseline_steps: int = Field(300, ge=1, le=10_000_000)
+    threads: int = Field(1, ge=1, le=4096)
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
     warm_start: str | None = None
     tracking_uri: str = "sqlite:///mlflow/mlflow.db"
@@ -219,7 +232,7 @@ class Config(_Strict):
     """The whole params.yaml."""
 
     profile: str = "demo"
-    seed: int = 1234
+    seed: int = Field(1234, ge=0, lt=2**32)
     material: MaterialConfig = MaterialConfig()
     md: MDConfig = MDConfig()
     dataset: DatasetConfig = DatasetConfig()
@@ -238,21 +251,80 @@ def _format_errors(err: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
+SECTIONS = ("material", "md", "dataset", "executor", "features", "train")
+
+
 def parse_config(data: dict) -> Config:
-    """Validate a params mapping into a Config; raise ConfigError naming key, value, allowed."""
+    """Validate a params mapping into a Config; raise ConfigError naming key, value, allowed.
+
+    A profile other than ``demo`` must give every section: the defaults are the demo's values.
+    """
+    data = data or {}
+    profile = data.get("profile", "demo")
+    missing = [k for k in SECTIONS if k not in data]
+    if profile != "demo" and missing:
+        raise ConfigError(f"invalid configuration: profile {profile!r} misses section(s) {', '.join(missing)}: "
+                          "allowed only in the demo profile (missing sections take the demo's values)")
     try:
-        return Config.model_validate(data or {})
+        return Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_errors(err)) from None
 
 
-def load_config(path: str | Path = "params.yaml") -> Config:
-    """Read and validate params.yaml (missing keys take the demo defaults)."""
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, line: int, first_line: int):
+        super().__init__(key, line, first_line)
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+def _check_duplicates(node: yaml.Node, prefix: str = "") -> None:
+    """Raise _DuplicateKey for a key given twice in one mapping (PyYAML would keep the last silently)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key != "<<":
+                dotted = f"{prefix}.{key}" if prefix else key
+                if key in seen:
+                    raise _DuplicateKey(dotted, key_node.start_mark.line + 1, seen[key])
+                seen[key] = key_node.start_mark.line + 1
+            _check_duplicates(value_node, f"{prefix}.{key}" if prefix and key else (key or prefix))
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicates(item, prefix)
+
+
+def read_yaml(path: str | Path) -> object:
+    """A YAML file's contents; duplicate keys and syntax errors raise a one-line ConfigError with file:line."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"params file {path} not found")
-    with path.open() as fh:
-        data = yaml.safe_load(fh) or {}
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"params file {path} cannot be read: {err}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None
+        _check_duplicates(node)
+        return yaml.safe_load(text)
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}:{err.line}: duplicate key {err.key} (first given at line {err.first_line}): "
+                          "allowed once") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x)
+        raise ConfigError(f"{where}: YAML syntax error: {what or str(err).splitlines()[0]}") from None
+
+
+def load_config(path: str | Path = "params.yaml") -> Config:
+    """Read and validate params.yaml (a demo-profile file may leave out sections: they take the demo's values)."""
+    path = Path(path)
+    data = read_yaml(path)
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"params file {path} must hold a mapping, got {type(data).__name__}")
     return parse_config(data)

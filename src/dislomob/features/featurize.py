@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from dislomob.atomic import write_json
-from dislomob.config import Config, FeaturesConfig
+from dislomob.atomic import remove_stale_temps, write_json
+from dislomob.config import Config, ConfigError, FeaturesConfig
+from dislomob.errors import InputFileError
 from dislomob.features.discretize import DiscretizationError, NodeLine, discretize_line
 from dislomob.features.graphs import (
     GRAPH_FORMAT_VERSION, StressSettings, read_graph_file, save_graphs, snapshot, targets, to_record,
@@ -128,21 +129,78 @@ def _count_pk(res: FeaturizeResult, snap, applied: np.ndarray, disp: np.ndarray)
         offset += n
 
 
-def featurize_file(cfg: Config, in_path: str | Path, out_path: str | Path) -> dict[str, Any]:
-    """Featurize one trajectory file into one graph file (atomic); return its summary entry."""
-    in_path, out_path = Path(in_path), Path(out_path)
-    t0 = time.perf_counter()
-    traj = read_trajectory(in_path)
-    res = featurize_trajectory(traj, cfg, in_path.stem)
-    meta = {"source": in_path.name, "trajectory": traj.meta.model_dump(mode="json"),
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def read_trajectory_file(path: str | Path) -> Trajectory:
+    """A trajectory file's contents; anything unreadable (missing, empty, truncated, junk) raises
+    InputFileError naming the file and the reason in one line."""
+    path = Path(path)
+    try:
+        return read_trajectory(path)
+    except Exception as err:  # h5py, pydantic and numpy raise many kinds for a damaged file
+        raise InputFileError(f"{path}: unreadable trajectory ({_one_line(err)})") from None
+
+
+def frame_spacing_ps(traj: Trajectory) -> float | None:
+    """Median time between a trajectory's frames (ps); None with fewer than two frames."""
+    if len(traj.frames) < 2:
+        return None
+    return float(np.median(np.diff([fr.time_ps for fr in traj.frames])))
+
+
+def check_dt(f: FeaturesConfig, name: str, traj: Trajectory) -> str | None:
+    """Raise ConfigError when ``features.dt_ps`` is no whole multiple of the trajectory's frame spacing;
+    return the reason the trajectory gives no graph (too short for dt, fewer than two frames) or None."""
+    spacing = frame_spacing_ps(traj)
+    if spacing is None:
+        return f"{len(traj.frames)} frame(s): a graph needs a frame and its successor at t + features.dt_ps"
+    ratio = f.dt_ps / spacing
+    if round(ratio) < 1 or abs(ratio - round(ratio)) > 0.05:
+        low = max(1, int(np.floor(ratio))) * spacing
+        raise ConfigError(f"features.dt_ps={f.dt_ps} is not a whole multiple of the frame spacing {spacing:.6g} ps of "
+                          f"{name}: allowed k x {spacing:.6g} ps (e.g. {low:.6g} or {low + spacing:.6g})")
+    span = traj.frames[-1].time_ps - traj.frames[0].time_ps
+    if f.dt_ps > span + 0.25 * spacing:
+        return f"spans {span:.6g} ps, shorter than features.dt_ps={f.dt_ps}"
+    return None
+
+
+def _graph_meta(cfg: Config, in_path: Path, traj: Trajectory) -> dict[str, Any]:
+    return {"source": in_path.name, "trajectory": traj.meta.model_dump(mode="json"),
             "features": cfg.features.model_dump(), "material": cfg.material.model_dump(),
             "gp_feature_names": list(GP_FEATURE_NAMES), "node_feature_names": list(NODE_FEATURE_NAMES)}
-    save_graphs(out_path, res.records, meta)
-    return {"traj_id": in_path.stem, "status": traj.meta.status, "n_frames": len(traj.frames),
-            "n_graphs": len(res.records), "n_nodes": sum(len(r["node"]["x"]) for r in res.records),
-            "n_gps": sum(len(r["gp"]["x"]) for r in res.records), "rejected": res.rejected,
-            "pk_agree": res.pk_agree, "pk_total": res.pk_total, "wall_s": time.perf_counter() - t0,
-            "_records": res.records}
+
+
+def _entry(in_path: Path, traj: Trajectory, res: FeaturizeResult, t0: float, note: str | None) -> dict[str, Any]:
+    entry = {"traj_id": in_path.stem, "status": traj.meta.status, "n_frames": len(traj.frames),
+             "n_graphs": len(res.records), "n_nodes": sum(len(r["node"]["pos"]) for r in res.records),
+             "n_gps": sum(len(r["gp"]["pos"]) for r in res.records), "rejected": res.rejected,
+             "pk_agree": res.pk_agree, "pk_total": res.pk_total, "wall_s": time.perf_counter() - t0,
+             "_records": res.records}
+    if note:
+        entry["note"] = note
+    return entry
+
+
+def featurize_file(cfg: Config, in_path: str | Path, out_path: str | Path) -> dict[str, Any]:
+    """Featurize one trajectory file into one graph file (atomic, byte-reproducible); return its summary entry.
+
+    Nothing is written when the trajectory is unreadable (InputFileError), when ``features.dt_ps`` does not
+    fit its frames (ConfigError) or when it gives no graph (InputFileError with the reasons).
+    """
+    in_path, out_path = Path(in_path), Path(out_path)
+    t0 = time.perf_counter()
+    traj = read_trajectory_file(in_path)
+    note = check_dt(cfg.features, in_path.name, traj)
+    res = featurize_trajectory(traj, cfg, in_path.stem)
+    if not res.records:
+        why = note or "; ".join(sorted({r["reason"] for r in res.rejected}))[:500] or f"status {traj.meta.status}"
+        raise InputFileError(f"{in_path}: no graph ({why}); {out_path} not written")
+    save_graphs(out_path, res.records, _graph_meta(cfg, in_path, traj))
+    return _entry(in_path, traj, res, t0, note)
 
 
 def _feature_stats(records: list[dict], vtype: str, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
@@ -162,26 +220,72 @@ def dataset_files(in_dir: Path) -> list[Path]:
     if index.is_file():
         import json
 
-        return sorted(in_dir / r["file"] for r in json.loads(index.read_text())["runs"])
+        try:
+            return sorted(in_dir / r["file"] for r in json.loads(index.read_text())["runs"])
+        except Exception as err:
+            raise InputFileError(f"{index}: unreadable dataset index ({_one_line(err)})") from None
     return sorted(in_dir.glob("*.h5"))
 
 
 def featurize_dataset(cfg: Config, in_dir: str | Path, out_dir: str | Path, summary_path: str | Path) -> dict[str, Any]:
-    """Featurize every ``*.h5`` trajectory in ``in_dir`` into ``out_dir/<name>.pt``; write a JSON summary.
+    """Featurize the dataset's trajectories (:func:`dataset_files`) into ``out_dir/<name>.pt``; write a JSON summary.
 
-    Stale ``.pt`` files in ``out_dir`` without a trajectory are removed so the output matches the input.
+    Everything is read, checked and featurized in memory before anything is written, so a failed or empty
+    run leaves ``out_dir`` and the summary as they were: an empty input folder, a ``features.dt_ps`` that
+    is no multiple of the frame spacing or longer than every trajectory, every input unreadable, or zero
+    graphs in all raise (ConfigError / InputFileError, naming key or files). An unreadable trajectory among
+    readable ones is skipped with its name and reason (summary ``skipped``; its earlier graph file, if
+    any, is kept). Graph files are rewritten only when their bytes change; ``.pt`` files of trajectories
+    no longer in the dataset are removed; temporary files of killed runs are removed at start.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
+    remove_stale_temps(out_dir)
+    remove_stale_temps(Path(summary_path).parent)
     if not in_dir.is_dir():
-        raise FileNotFoundError(f"trajectory folder {in_dir} not found")
+        raise InputFileError(f"trajectory folder {in_dir} not found; {out_dir} left unchanged")
     t0 = time.perf_counter()
     paths = dataset_files(in_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    entries, records = [], []
+    if not paths:
+        raise InputFileError(f"no trajectories in {in_dir} (no index.json, no *.h5): nothing to featurize; "
+                             f"{out_dir} left unchanged")
+    readable, skipped = [], []
     for p in paths:
-        entry = featurize_file(cfg, p, out_dir / f"{p.stem}.pt")
+        try:
+            readable.append((p, read_trajectory_file(p)))
+        except InputFileError as err:
+            skipped.append({"file": p.name, "reason": str(err).removeprefix(f"{p}: "),
+                            "previous_graphs_kept": (out_dir / f"{p.stem}.pt").is_file()})
+    if not readable:
+        raise InputFileError(f"no readable trajectory in {in_dir}: "
+                             + "; ".join(f"{s['file']}: {s['reason']}" for s in skipped) + f"; {out_dir} left unchanged")
+    try:  # ConfigError before any work
+        notes = {p: check_dt(cfg.features, p.name, traj) for p, traj in readable}
+    except ConfigError as err:
+        raise ConfigError(f"{err}; {out_dir} left unchanged") from None
+    if all(notes.values()):
+        why = "; ".join(f"{p.name} {n}" for p, n in notes.items())
+        if any(len(traj.frames) >= 2 for _, traj in readable):
+            raise ConfigError(f"features.dt_ps={cfg.features.dt_ps} gives no graph: {why}; {out_dir} left unchanged")
+        raise InputFileError(f"no trajectory in {in_dir} has two frames: {why}; {out_dir} left unchanged")
+    entries, records, outputs = [], [], []
+    for p, traj in readable:
+        t1 = time.perf_counter()
+        try:
+            res = featurize_trajectory(traj, cfg, p.stem)
+        except Exception as err:  # a readable file with inconsistent contents: skip it, keep the rest
+            skipped.append({"file": p.name, "reason": f"featurization failed ({_one_line(err)})",
+                            "previous_graphs_kept": (out_dir / f"{p.stem}.pt").is_file()})
+            continue
+        entry = _entry(p, traj, res, t1, notes[p])
         records.extend(entry.pop("_records"))
         entries.append(entry)
+        outputs.append((out_dir / f"{p.stem}.pt", res.records, _graph_meta(cfg, p, traj)))
+    if not records:
+        raise InputFileError(f"featurize: 0 graphs from {len(entries)} trajectories in {in_dir} "
+                             f"({sum(len(e['rejected']) for e in entries)} frames rejected; see their reasons with "
+                             f"`dislomob featurize FILE --out X.pt`); {out_dir} left unchanged")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = sum(save_graphs(path, recs, meta) is not False for path, recs, meta in outputs)
     keep = {f"{p.stem}.pt" for p in paths}
     for stale in out_dir.glob("*.pt"):
         if stale.name not in keep:
@@ -191,6 +295,7 @@ def featurize_dataset(cfg: Config, in_dir: str | Path, out_dir: str | Path, summ
         "n_trajectories": len(entries), "n_graphs": len(records),
         "n_nodes": sum(e["n_nodes"] for e in entries), "n_gps": sum(e["n_gps"] for e in entries),
         "n_rejected": sum(len(e["rejected"]) for e in entries),
+        "n_skipped": len(skipped), "skipped": skipped, "n_files_written": written,
         "pk_agreement": (sum(e["pk_agree"] for e in entries) / pk_total) if pk_total else None,
         "node_features": _feature_stats(records, "node", NODE_FEATURE_NAMES),
         "gp_features": _feature_stats(records, "gp", GP_FEATURE_NAMES),
@@ -216,7 +321,7 @@ def inspect_graph_file(path: str | Path) -> dict[str, Any]:
     meta = data["meta"]
     out: dict[str, Any] = {
         "path": str(path), "source": meta.get("source"), "n_graphs": len(recs),
-        "n_nodes": sum(len(r["node"]["x"]) for r in recs), "n_gps": sum(len(r["gp"]["x"]) for r in recs),
+        "n_nodes": sum(len(r["node"]["pos"]) for r in recs), "n_gps": sum(len(r["gp"]["pos"]) for r in recs),
         "n_targets": sum(len(r["target"]["pos"]) for r in recs),
     }
     for vtype, names in (("node", meta.get("node_feature_names", [])), ("gp", meta.get("gp_feature_names", []))):

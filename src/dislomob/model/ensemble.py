@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from dislomob.atomic import atomic_path
+from dislomob.atomic import save_torch
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
 
 ENSEMBLE_FORMAT_VERSION = 2  # 2: glide_only F-net (2 outputs)
@@ -52,21 +52,31 @@ def save_ensemble(model: EnsemblePIGNN, path: str | Path, extra: dict | None = N
     """Write hyperparameters, weights, scales and active members atomically (loadable with weights_only=True)."""
     payload = {"format_version": ENSEMBLE_FORMAT_VERSION, "hparams": model.hp.as_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "extra": extra or {}}
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+    save_torch(path, payload)  # identical content -> identical bytes (keep timings out of ``extra``)
 
 
 def load_ensemble(path: str | Path) -> tuple[EnsemblePIGNN, dict]:
     """(model, extra) from a file written by :func:`save_ensemble`."""
+    from dislomob.errors import InputFileError
+
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"ensemble file {p} not found")
-    data = torch.load(p, weights_only=True)
-    if data.get("format_version") != ENSEMBLE_FORMAT_VERSION:
-        raise ValueError(f"{p}: ensemble format_version {data.get('format_version')} != {ENSEMBLE_FORMAT_VERSION}")
-    model = EnsemblePIGNN(PIGNNHParams(**data["hparams"]))
-    model.load_state_dict(data["state_dict"])
-    return model, data["extra"]
+        raise InputFileError(f"ensemble file {p} not found")
+    try:
+        data = torch.load(p, weights_only=True)
+    except Exception as err:  # truncated / empty / junk: OSError, EOFError, KeyError, RuntimeError, ...
+        what = " ".join(str(err).split())[:200]
+        raise InputFileError(f"{p}: unreadable ensemble file ({p.stat().st_size} bytes; {type(err).__name__}: "
+                             f"{what})") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if version != ENSEMBLE_FORMAT_VERSION:
+        raise InputFileError(f"{p}: ensemble format_version {version} != {ENSEMBLE_FORMAT_VERSION}")
+    try:
+        model = EnsemblePIGNN(PIGNNHParams(**data["hparams"]))
+        model.load_state_dict(data["state_dict"])
+    except Exception as err:
+        raise InputFileError(f"{p}: damaged ensemble file ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
+    return model, data.get("extra", {})
 
 
 @torch.no_grad()

@@ -18,13 +18,24 @@ def load_graph_dir(graphs_dir: str | Path) -> list[HeteroData]:
     """All graphs of every ``*.pt`` graph file in ``graphs_dir`` (sorted by file name)."""
     from dislomob.features.graphs import load_graphs
 
+    from dislomob.errors import InputFileError
+
     d = Path(graphs_dir)
+    if not d.is_dir():
+        raise InputFileError(f"graph folder {d} not found; run `dislomob featurize` first")
     files = sorted(d.glob("*.pt"))
     if not files:
-        raise FileNotFoundError(f"no graph files (*.pt) in {d}")
-    graphs = [g for f in files for g in load_graphs(f)]
+        raise InputFileError(f"no graph files (*.pt) in {d}; run `dislomob featurize` first")
+    graphs, bad = [], []
+    for f in files:  # read every file so that the error names all damaged ones at once
+        try:
+            graphs.extend(load_graphs(f))
+        except InputFileError as err:
+            bad.append(str(err))
+    if bad:
+        raise InputFileError(f"{len(bad)} of {len(files)} graph files in {d} unreadable: " + " | ".join(bad))
     if not graphs:
-        raise ValueError(f"graph files in {d} hold no graphs")
+        raise InputFileError(f"graph files in {d} hold no graphs")
     return graphs
 
 

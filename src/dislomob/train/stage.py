@@ -10,6 +10,7 @@ and the metrics JSON. Lengths in Angstrom, times in ps.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.loader import DataLoader
 
 from dislomob import graph_schema as S
-from dislomob.atomic import write_json
+from dislomob.atomic import remove_stale_temps, write_json
 from dislomob.config import Config, TrainConfig
 from dislomob.ddd.baselines import PhenomenologicalMobility, fit_baseline
 from dislomob.model.ensemble import load_ensemble, save_ensemble, select_top, warm_start
@@ -113,8 +114,95 @@ def _mlflow_run(tc: TrainConfig):
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(tc.experiment) is None:
         mlflow.create_experiment(tc.experiment, artifact_location=artifacts)
-    mlflow.set_experiment(tc.experiment)
-    return mlflow.start_run(run_name="train")
+    experiment = mlflow.set_experiment(tc.experiment)
+    end_orphaned_runs(experiment.experiment_id)
+    return _ended_on_exit(mlflow.start_run(run_name="train", tags=_owner_tags()))
+
+
+@contextmanager
+def _ended_on_exit(run):
+    """End ``run`` FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (an error) when the block exits."""
+    import mlflow
+
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run()
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of a process (clock ticks since boot, /proc) to tell a live owner from a reused PID."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] == "Z" else fields[19]  # state 'Z': exited, not yet reaped
+
+
+def _owner_tags() -> dict[str, str]:
+    import os
+    import socket
+
+    return {"dislomob.pid": str(os.getpid()), "dislomob.host": socket.gethostname(),
+            "dislomob.pid_start": _process_start(os.getpid()) or ""}
+
+
+def _owner_alive(tags: dict[str, str]) -> bool:
+    import os
+
+    pid = int(tags["dislomob.pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = _process_start(pid)
+    if Path("/proc/self/stat").exists() and start is None:
+        return False  # a zombie: the owner exited
+    return not tags.get("dislomob.pid_start") or start is None or start == tags["dislomob.pid_start"]
+
+
+def end_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the runs of ``experiment_id`` left RUNNING by a process of this host that is gone
+    (killed with -9, machine reset); runs of other hosts or without owner tags are left alone."""
+    import socket
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    ended = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        if "dislomob.pid" not in tags or tags.get("dislomob.host") != socket.gethostname() or _owner_alive(tags):
+            continue
+        client.set_terminated(run.info.run_id, status="KILLED")
+        ended.append(run.info.run_id)
+        print(f"dislomob: MLflow run {run.info.run_id} was left RUNNING by process {tags['dislomob.pid']} "
+              "(gone): marked KILLED", file=sys.stderr)
+    return ended
+
+
+def _prepare_model_dir(model_dir: Path) -> None:
+    """Repair what a killed run left: temporary files, and a ``last_good.pt`` of an earlier run (the
+    checkpoint is rewritten by this run each finite epoch; ``run.json`` lists the files of its run)."""
+    from dislomob.atomic import remove_stale_temps
+
+    remove_stale_temps(model_dir)
+    (model_dir / "last_good.pt").unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @torch.no_grad()
@@ -136,6 +224,7 @@ def train_stage(cfg: Config, graphs_dir: str | Path, model_dir: str | Path, metr
     model_dir = Path(model_dir)
     t0 = time.perf_counter()
     graphs = load_graph_dir(graphs_dir)
+    _prepare_model_dir(model_dir)
     with _mlflow_run(tc):
         mlflow.log_params({**{f"train.{k}": v for k, v in tc.model_dump().items()}, "seed": cfg.seed,
                            "n_graphs": len(graphs), "graphs_dir": str(graphs_dir)})
@@ -157,7 +246,10 @@ def train_stage(cfg: Config, graphs_dir: str | Path, model_dir: str | Path, metr
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
         for name in ("ensemble.pt", "baseline.json", "split.json"):
             mlflow.log_artifact(str(model_dir / name), artifact_path="model")
-        write_json(model_dir / "run.json", {"mlflow_run_id": mlflow.active_run().info.run_id})
+        files = {n: _sha256(model_dir / n) for n in ("ensemble.pt", "last_good.pt", "baseline.json", "split.json")
+                 if (model_dir / n).is_file()}
+        write_json(model_dir / "run.json", {"mlflow_run_id": mlflow.active_run().info.run_id, "sha256": files})
+    remove_stale_temps(Path(metrics_path).parent)
     write_json(metrics_path, metrics)
     return metrics
 
