@@ -169,7 +169,9 @@ def check_dt(f: FeaturesConfig, name: str, traj: Trajectory) -> str | None:
 
 
 def _graph_meta(cfg: Config, in_path: Path, traj: Trajectory) -> dict[str, Any]:
-    return {"source": in_path.name, "trajectory": traj.meta.model_dump(mode="json"),
+    """Graph file metadata: no timings (wall times of the MD run), so equal physics gives equal bytes."""
+    run = {k: v for k, v in traj.meta.model_dump(mode="json").items() if "wall" not in k}
+    return {"source": in_path.name, "trajectory": run,
             "features": cfg.features.model_dump(), "material": cfg.material.model_dump(),
             "gp_feature_names": list(GP_FEATURE_NAMES), "node_feature_names": list(NODE_FEATURE_NAMES)}
 
@@ -263,9 +265,13 @@ def featurize_dataset(cfg: Config, in_dir: str | Path, out_dir: str | Path, summ
     except ConfigError as err:
         raise ConfigError(f"{err}; {out_dir} left unchanged") from None
     if all(notes.values()):
-        why = "; ".join(f"{p.name} {n}" for p, n in notes.items())
-        if any(len(traj.frames) >= 2 for _, traj in readable):
-            raise ConfigError(f"features.dt_ps={cfg.features.dt_ps} gives no graph: {why}; {out_dir} left unchanged")
+        why = "; ".join(f"{p.name} {n}" for p, n in list(notes.items())[:3]) + ("; ..." if len(notes) > 3 else "")
+        spans = [(tr.frames[-1].time_ps - tr.frames[0].time_ps, frame_spacing_ps(tr)) for _, tr in readable if len(tr.frames) >= 2]
+        if spans:
+            span, spacing = max(spans)
+            raise ConfigError(f"features.dt_ps={cfg.features.dt_ps} is longer than every trajectory (longest spans "
+                              f"{span:.6g} ps, frame spacing {spacing:.6g} ps): allowed k x {spacing:.6g} ps <= {span:.6g} ps "
+                              f"({why}); {out_dir} left unchanged")
         raise InputFileError(f"no trajectory in {in_dir} has two frames: {why}; {out_dir} left unchanged")
     entries, records, outputs = [], [], []
     for p, traj in readable:
