@@ -18,7 +18,7 @@ import torch
 from dislomob import graph_schema as S
 from dislomob.config import Config
 from dislomob.features.invariants import graph_features
-from dislomob.model.consistency import Probe, consistency_checks, probe_graph, probe_speeds
+from dislomob.model.consistency import Probe, consistency_checks, probe_burgers_direction, probe_graph, probe_speeds
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
 from model_helpers import FRAME, loop_graph, straight_graph, torch_one_thread  # noqa: F401 (autouse fixture)
 
@@ -127,6 +127,18 @@ def test_straight_line_speed_does_not_depend_on_node_spacing() -> None:
     v = v.reshape(3, 4)
     assert np.all(np.abs(v) > 1.0)
     assert np.allclose(v, v[:, 1:2], rtol=1e-4)
+
+
+@pytest.mark.parametrize("angle", [0.0, 45.0, 90.0])
+def test_probe_burgers_vector_is_turned_like_the_md_cells(angle: float) -> None:
+    from dislomob.md.crystal import BURGERS, nearest_orientation
+
+    o = nearest_orientation(angle)
+    b_md = o.rotation() @ BURGERS
+    b_md /= np.linalg.norm(b_md)
+    b = probe_burgers_direction(o.angle_deg)
+    assert abs(abs(float(b @ b_md)) - 1.0) < 1e-9  # parallel or antiparallel (the dipole has both)
+    assert np.allclose(o.rotation() @ np.array([1.0, 0.0, 1.0]) / np.sqrt(2), [0.0, 0.0, 1.0])
 
 
 def test_consistency_checks_pass_by_construction_on_an_untrained_law() -> None:
