@@ -192,6 +192,8 @@ class TrainConfig(_Strict):
     validation loss) form the prediction; ``warm_start`` = path of a previous ensemble file or null;
     ``energy_scale_ev`` scales the E-net output (eV); ``glide_only`` keeps the F-net force in the slip
     plane (no cross-slip component; screws in the MD do cross-slip, so off by default);
+    ``bootstrap`` trains each member on its own bootstrap resample of the training trajectories
+    (dislomob.train.bootstrap: members then disagree where the data do not constrain them);
     ``restore_best_epoch`` returns the weights of the epoch with the lowest mean validation loss (false:
     the last epoch, for datasets whose validation part is a single trajectory); ``weight_decay`` is
     AdamW's; ``divergence_factor`` stops a run whose loss exceeds that multiple of its first step's loss;
@@ -209,6 +211,7 @@ class TrainConfig(_Strict):
     split: tuple[float, float, float] = (0.7, 0.2, 0.1)
     energy_scale_ev: float = Field(0.01, gt=0, le=100)
     glide_only: bool = False
+    bootstrap: bool = True
     restore_best_epoch: bool = False
     weight_decay: float = Field(0.0, ge=0, le=100)
     divergence_factor: float = Field(100.0, gt=1, le=1e12)

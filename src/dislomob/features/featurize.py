@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from dislomob.atomic import remove_stale_temps, write_json
 from dislomob.config import Config, ConfigError, FeaturesConfig
@@ -21,7 +22,7 @@ from dislomob.features.discretize import DiscretizationError, NodeLine, discreti
 from dislomob.features.graphs import (
     GRAPH_FORMAT_VERSION, StressSettings, read_graph_file, save_graphs, snapshot, targets, to_record,
 )
-from dislomob.features.local_frame import GP_FEATURE_NAMES, NODE_FEATURE_NAMES
+from dislomob.features.invariants import GP_FEATURE_NAMES, NODE_FEATURE_NAMES, graph_features
 from dislomob.features.targets import MatchError
 from dislomob.md.trajectory import Frame, Trajectory, TrajectoryMeta, read_trajectory
 
@@ -206,11 +207,17 @@ def featurize_file(cfg: Config, in_path: str | Path, out_path: str | Path) -> di
 
 
 def _feature_stats(records: list[dict], vtype: str, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    if not records:
+    """Mean, std, min, max of the model's invariant inputs (dislomob.features.invariants) over ``records``."""
+    if not records or not names:
         return {}
-    x = np.concatenate([r[vtype]["x"].numpy() for r in records]).astype(np.float64)
-    return {n: {"mean": float(x[:, k].mean()), "std": float(x[:, k].std()), "min": float(x[:, k].min()),
-                "max": float(x[:, k].max())} for k, n in enumerate(names)}
+    from dislomob.features.graphs import to_heterodata
+
+    k = 0 if vtype == "node" else 1
+    x = np.concatenate([graph_features(to_heterodata(r), torch.float64)[k].numpy() for r in records])
+    if x.shape[1] != len(names):
+        return {}
+    return {n: {"mean": float(x[:, j].mean()), "std": float(x[:, j].std()), "min": float(x[:, j].min()),
+                "max": float(x[:, j].max())} for j, n in enumerate(names)}
 
 
 def dataset_files(in_dir: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from torch import Tensor
 from dislomob.atomic import save_torch
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
 
-ENSEMBLE_FORMAT_VERSION = 2  # 2: glide_only F-net (2 outputs)
+ENSEMBLE_FORMAT_VERSION = 3  # 2: glide_only F-net (2 outputs); 3: Peach-Koehler force, invariant inputs
 
 
 @torch.no_grad()

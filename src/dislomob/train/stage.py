@@ -26,6 +26,7 @@ from dislomob.config import Config, TrainConfig
 from dislomob.ddd.baselines import PhenomenologicalMobility, fit_baseline
 from dislomob.model.ensemble import load_ensemble, save_ensemble, select_top, warm_start
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
+from dislomob.train.bootstrap import member_weights
 from dislomob.train.data import GraphDataModule, load_graph_dir
 from dislomob.train.evaluate import character_speeds, evaluation_metrics
 from dislomob.train.module import EnsembleModule, TrainingDiverged
@@ -53,20 +54,35 @@ def _speed_rms(graphs: list[HeteroData]) -> float:
     return (total / max(count, 1)) ** 0.5
 
 
+def _force_rms(graphs: list[HeteroData]) -> float:
+    """RMS glide component (GPa) of the Peach-Koehler force at the training nodes."""
+    from dislomob.model.line_geometry import motion_axes, node_tangent
+    from dislomob.model.pignn import peach_koehler
+
+    total, count = 0.0, 0
+    for g in graphs:
+        glide = (peach_koehler(g, torch.float64) * motion_axes(node_tangent(g, torch.float64),
+                                                                g[S.NODE].frame.double())[:, 0]).sum(-1)
+        total += float((glide * glide).sum())
+        count += glide.shape[0]
+    return (total / max(count, 1)) ** 0.5
+
+
 def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> EnsemblePIGNN:
-    """A fresh ensemble sized from the data (feature widths) with scales fitted on the training graphs,
-    or the ``tc.warm_start`` ensemble's weights and scales."""
-    g = train_graphs[0]
-    hp = PIGNNHParams(members=tc.members, node_in=g[S.NODE].x.shape[1], gp_in=g[S.GP].x.shape[1], width=tc.width,
-                      depth=tc.depth, seed=seed, energy_scale_ev=tc.energy_scale_ev,
-                      glide_only=tc.glide_only)
+    """A fresh ensemble with feature and output scales fitted on the training graphs, or the
+    ``tc.warm_start`` ensemble's weights and scales."""
+    from dislomob.features.invariants import graph_features
+
+    hp = PIGNNHParams(members=tc.members, width=tc.width, depth=tc.depth, seed=seed,
+                      energy_scale_ev=tc.energy_scale_ev, glide_only=tc.glide_only)
     model = EnsemblePIGNN(hp)
     if tc.warm_start:
         previous, _ = load_ensemble(tc.warm_start)
         warm_start(model, previous)
         return model
-    model.fit_scales(torch.cat([h[S.NODE].x for h in train_graphs]), torch.cat([h[S.GP].x for h in train_graphs]),
-                     _speed_rms(train_graphs))
+    feats = [graph_features(h) for h in train_graphs]
+    model.fit_scales(torch.cat([f[0] for f in feats]), torch.cat([f[1] for f in feats]),
+                     _speed_rms(train_graphs), _force_rms(train_graphs))
     return model
 
 
@@ -82,7 +98,8 @@ def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_d
     data = GraphDataModule(graphs, tc.split, tc.batch_size, seed)
     model = build_model(tc, seed, data.sets["train"])
     ckpt = Path(model_dir) / "last_good.pt"
-    module = EnsembleModule(model, tc.learning_rate, tc.divergence_factor, ckpt, tc.weight_decay)
+    weights = member_weights(data.parts["train"], tc.members, seed) if tc.bootstrap else None
+    module = EnsembleModule(model, tc.learning_rate, tc.divergence_factor, ckpt, tc.weight_decay, weights)
     trainer = pl.Trainer(max_epochs=tc.epochs, accelerator=tc.accelerator, devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0)
     t0 = time.perf_counter()
@@ -234,6 +251,7 @@ def train_stage(cfg: Config, graphs_dir: str | Path, model_dir: str | Path, metr
         law, fit = fit_baseline(base_batch, steps=tc.baseline_steps)
         metrics = evaluation_metrics(result.model, law, sets["test"])
         metrics.update(character_speeds(result.model, graphs))
+        metrics.update(law_consistency(result.model, law, cfg))
         metrics.update({"train_wall_s": result.wall_s, "stage_wall_s": time.perf_counter() - t0,
                         "inference_graphs_per_s": _inference_rate(result.model, sets["test"], tc.batch_size),
                         "members": tc.members, "members_selected": int(result.model.active.sum()),
@@ -252,6 +270,18 @@ def train_stage(cfg: Config, graphs_dir: str | Path, model_dir: str | Path, metr
     remove_stale_temps(Path(metrics_path).parent)
     write_json(metrics_path, metrics)
     return metrics
+
+
+def law_consistency(model: EnsemblePIGNN, law: torch.nn.Module, cfg: Config) -> dict[str, float | None]:
+    """``consistency_*`` metrics (dislomob.model.consistency) of the ensemble and ``baseline_consistency_*``
+    of the fitted law, on straight dipoles built like the dataset's cells."""
+    from dislomob.model.consistency import consistency_checks
+
+    out: dict[str, float | None] = dict(consistency_checks(model, cfg)["metrics"])
+    for k, v in consistency_checks(law, cfg)["metrics"].items():
+        if "spread" not in k:
+            out[f"baseline_{k}"] = v
+    return out
 
 
 def load_baseline(path: str | Path) -> PhenomenologicalMobility:
