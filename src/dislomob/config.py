@@ -211,7 +211,7 @@ class TrainConfig(_Strict):
     split: tuple[float, float, float] = (0.7, 0.2, 0.1)
     energy_scale_ev: float = Field(0.01, gt=0, le=100)
     glide_only: bool = False
-    bootstrap: bool = True
+    bootstrap: bool = False
     restore_best_epoch: bool = False
     weight_decay: float = Field(0.0, ge=0, le=100)
     divergence_factor: float = Field(100.0, gt=1, le=1e12)
