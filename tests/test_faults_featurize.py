@@ -168,8 +168,9 @@ def test_kill_at_random_moments_then_rerun_converges(tmp_path):
     wall = time.perf_counter() - t0
     reference = snapshot_files(tmp_path / "graphs")
     stale = write_params(tmp_path, "stale.yaml", features={"dt_ps": 0.5})
-    rng = random.Random(int(os.environ.get("DISLOMOB_KILL_SEED", time.time_ns() % 2**32)))
-    kills = []
+    seed = int(os.environ.get("DISLOMOB_KILL_SEED", time.time_ns() % 2**32))
+    rng = random.Random(seed)
+    kills: list = [("DISLOMOB_KILL_SEED", seed)]  # every assertion message carries the seed to rerun it
     for sig in (signal.SIGKILL, signal.SIGKILL, signal.SIGTERM):
         assert main(["--params", str(stale), *args[2:]]) == 0  # outputs of another dt: all files change
         delay = rng.uniform(0.3, 1.0) * wall
