@@ -14,16 +14,19 @@ from dislomob.errors import DislomobError, InputFileError
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     cfg = load_config(args.params)
+    retry_failed = bool(getattr(args, "retry_failed", False))
     if args.out is None:
-        from dislomob.md.dataset import simulate_dataset
+        from dislomob.md.dataset import simulate_dataset, summary_lines
 
-        index = simulate_dataset(cfg, args.out_dir or cfg.dataset.out_dir, progress=not args.quiet)
-        print(f"simulate: {index['n_ok']} ok, {index['n_cut']} cut, {index['n_failed']} failed of {index['n_runs']} runs")
-        return 0
+        out_dir = args.out_dir or cfg.dataset.out_dir
+        index = simulate_dataset(cfg, out_dir, progress=not args.quiet, retry_failed=retry_failed)
+        print("\n".join(summary_lines(index, out_dir)))
+        return index["exit_status"]
     if args.temperature_k is None or args.stress_gpa is None or args.angle_deg is None:
         raise ConfigError("simulate --out needs --temperature-k, --stress-gpa and --angle-deg")
     from dislomob.config import parse_config
-    from dislomob.md.run import RunSpec, simulate
+    from dislomob.md.dispatch import check_out_dir
+    from dislomob.md.run import RunSpec, cached_run, simulate
 
     md_update = {"geometry": args.geometry or cfg.md.geometry}
     if args.duration_ps is not None:
@@ -37,18 +40,46 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     cfg = parse_config(data)
     spec = RunSpec(args.temperature_k, args.stress_gpa, args.angle_deg, cfg.md.geometry, args.seed if args.seed is not None else cfg.seed)
     out = Path(args.out)
-    path = simulate(spec, cfg.md, cfg.material, out.parent if out.suffix else out, progress=not args.quiet, force=args.force)
+    # --out FILE.h5: the run is cached as <key>.h5 next to it and copied to FILE (the cache keeps it);
+    # --out FOLDER: the run is <key>.h5 in FOLDER. Checked before any MD.
+    cache_dir = out.parent if out.suffix else out
+    check_out_dir(cache_dir)
+    if out.suffix and out.is_dir():
+        raise ValueError(f"simulate --out {out}: a folder is in the way: allowed a trajectory file path (.h5) or a folder")
+    if out.suffix and out.suffix != ".h5":
+        raise ValueError(f"simulate --out {out}: allowed a trajectory file path ending in .h5, or a folder")
+    path = simulate(spec, cfg.md, cfg.material, cache_dir, progress=not args.quiet, force=args.force,
+                    retry_failed=retry_failed)
     if out.suffix and path != out:
-        ca_dir = path.parent / f"{path.stem}_ca"
-        path.replace(out)
-        if ca_dir.is_dir():
-            ca_dir.replace(out.parent / f"{out.stem}_ca")
+        _copy_run(path, out)
         path = out
+    c = cached_run(path)
+    if c.state == "unreadable":
+        print(f"{path}: unreadable ({c.reason})", file=sys.stderr)
+        return 1
     from dislomob.md.trajectory import read_meta
 
     meta = read_meta(path)
-    print(f"{path}: status={meta.status}" + (f" ({meta.failure_reason})" if meta.failure_reason else ""))
+    status = meta.status
+    if meta.status == "failed":
+        status += f" ({meta.failure_class or 'physics'}, attempt {meta.attempts})"
+    print(f"{path}: status={status}" + (f": {meta.failure_reason}" if meta.failure_reason else ""))
+    if meta.status == "failed" and meta.failure_class != "transient" and not retry_failed:
+        print("simulate: a physics failure is kept as the run's result: --retry-failed runs it again", file=sys.stderr)
     return 0 if meta.status != "failed" else 1
+
+
+def _copy_run(cached: Path, out: Path) -> None:
+    """Copy a cached run (and its ``_ca`` folder) to ``out`` atomically; the cache keeps its file."""
+    import shutil
+
+    from dislomob.atomic import atomic_path
+
+    with atomic_path(out, suffix=".h5") as tmp:
+        shutil.copyfile(cached, tmp)
+    ca_dir = cached.parent / f"{cached.stem}_ca"
+    if ca_dir.is_dir():
+        shutil.copytree(ca_dir, out.parent / f"{out.stem}_ca", dirs_exist_ok=True)
 
 
 def inspect_trajectory(path: Path, skip_ps: float) -> dict:
@@ -172,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int)
     s.add_argument("--write-ca", action="store_true", help="also write OVITO .ca files of the lines per frame")
     s.add_argument("--force", action="store_true", help="rerun even if the cache holds this run")
+    s.add_argument("--retry-failed", action="store_true",
+                   help="also rerun runs that failed for physical reasons (transient failures always rerun)")
     s.add_argument("--out", help="trajectory file (.h5) for a single run")
     s.add_argument("--out-dir", help="dataset folder for the stage (default: dataset.out_dir)")
     s.add_argument("--quiet", action="store_true")

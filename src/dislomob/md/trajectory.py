@@ -3,7 +3,10 @@
 A trajectory holds, per DXA frame, the time (ps), the periodic cell (rows, Angstrom), and every
 dislocation line's points (Angstrom, unwrapped along the line), true Burgers vector (crystal
 frame, units of the lattice constant), spatial Burgers vector (Cartesian, Angstrom) and loop flag.
-Metadata records the physical parameters, MD settings, status and events of the run.
+Metadata records the physical parameters, MD settings, status and events of the run; a failed
+run also records its failure class (``physics``: rerun only on request; ``transient``: rerun on
+the next request; see ``dislomob.md.dataset``) and how many attempts it took. Non-finite numbers
+(an ``inf`` duration, a ``nan`` stress) round-trip as JSON ``Infinity`` / ``NaN``.
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ class Frame:
 
 
 class Event(BaseModel):
-    """Something that happened during a run (cut, failure, note) at a time in ps."""
+    """Something that happened during a run (cut, failure, retry, note) at a time in ps."""
 
+    model_config = ConfigDict(ser_json_inf_nan="constants")
     kind: str
     time_ps: float | None = None
     detail: str = ""
@@ -59,11 +63,13 @@ class Event(BaseModel):
 class TrajectoryMeta(BaseModel):
     """Metadata of one MD run; units in names, crystal-frame vectors as Miller indices."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
 
     key: str
     status: Literal["ok", "cut", "failed"] = "ok"
     failure_reason: str | None = None
+    failure_class: Literal["physics", "transient"] | None = None
+    attempts: int = 1
     events: list[Event] = []
     geometry: Literal["dipole", "loop"] = "dipole"
     temperature_k: float
