@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from dislomob import graph_schema as S
-from dislomob.model.line_geometry import node_tangent
+from dislomob.model.line_geometry import node_stress, node_tangent
 from dislomob.model.loss import displacement_loss
 from dislomob.model.pignn import K_B_EV_PER_K, _node_dt
 
@@ -41,15 +41,7 @@ class BaselineFit:
 
 def node_geometry(batch) -> tuple[Tensor, Tensor, Tensor]:
     """(stress (n,3,3) GPa, unit tangent (n,3), frame (n,3,3)) at the nodes of a graph_schema batch."""
-    node, gp = batch[S.NODE], batch[S.GP]
-    if not hasattr(gp, "stress_gpa"):
-        raise ValueError("the baseline needs Cartesian Gauss-point stress ('gp'.stress_gpa) in the graphs")
-    n = node.pos.shape[0]
-    src, dst = batch[S.GP_TO_NODE].edge_index
-    stress = node.pos.new_zeros(n, 3, 3, dtype=torch.float32).index_add(0, dst, gp.stress_gpa.float()[src])
-    count = torch.bincount(dst, minlength=n).clamp_min(1).float()
-    stress = stress / count[:, None, None]
-    return stress, node_tangent(batch), node.frame.float()
+    return node_stress(batch), node_tangent(batch), batch[S.NODE].frame.float()
 
 
 class PhenomenologicalMobility(nn.Module):

@@ -28,3 +28,17 @@ def motion_axes(tangent: Tensor, frame: Tensor) -> Tensor:
     m = m / m.norm(dim=-1, keepdim=True).clamp_min(1e-9)
     c = torch.cross(tangent, m, dim=-1)
     return torch.stack([m, c / c.norm(dim=-1, keepdim=True).clamp_min(1e-9)], dim=1)
+
+
+def node_stress(batch, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Cartesian stress (n, 3, 3) GPa at every node: the mean over the Gauss points of its adjacent segments."""
+    from dislomob import graph_schema as S
+
+    node, gp = batch[S.NODE], batch[S.GP]
+    if not hasattr(gp, "stress_gpa"):
+        raise ValueError("the graphs carry no Gauss-point stress ('gp'.stress_gpa)")
+    n = node.pos.shape[0]
+    src, dst = batch[S.GP_TO_NODE].edge_index
+    sigma = gp.stress_gpa.to(dtype)
+    total = sigma.new_zeros(n, 3, 3).index_add(0, dst, sigma[src])
+    return total / torch.bincount(dst, minlength=n).clamp_min(1).to(dtype)[:, None, None]

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from dislomob import graph_schema as S
 from dislomob.features.invariants import GP_FEATURE_NAMES, NODE_FEATURE_NAMES, graph_features
 from dislomob.model.heterosage import GroupedLinear, HeteroSAGE, mean_adjacency
-from dislomob.model.line_geometry import motion_axes, node_tangent
+from dislomob.model.line_geometry import motion_axes, node_stress, node_tangent
 
 K_B_EV_PER_K = 8.617333262e-5
 NETS = ("F", "B", "E")
@@ -137,12 +137,7 @@ class EnsemblePIGNN(nn.Module):
 def peach_koehler(batch, dtype: torch.dtype = torch.float32) -> Tensor:
     """Peach-Koehler force per unit |b| (n, 3) GPa at every node: (sigma . b_hat) x xi with sigma the mean
     Cartesian stress of the node's Gauss points and xi its unit tangent."""
-    node, gp = batch[S.NODE], batch[S.GP]
-    n = node.pos.shape[0]
-    src, dst = batch[S.GP_TO_NODE].edge_index
-    stress = gp.stress_gpa.to(dtype).new_zeros(n, 3, 3).index_add(0, dst, gp.stress_gpa.to(dtype)[src])
-    stress = stress / torch.bincount(dst, minlength=n).clamp_min(1).to(dtype)[:, None, None]
-    sb = torch.einsum("nab,nb->na", stress, node.frame.to(dtype)[:, 0])
+    sb = torch.einsum("nab,nb->na", node_stress(batch, dtype), batch[S.NODE].frame.to(dtype)[:, 0])
     return torch.cross(sb, node_tangent(batch, dtype), dim=-1)
 
 
