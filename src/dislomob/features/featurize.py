@@ -2,7 +2,9 @@
 
 Each frame at time t whose successor at t + dt exists becomes one graph. A frame is skipped, with
 the reason recorded, when its line count differs from its successor's (annihilation), when a line
-cannot be resampled (open line, unresolvable periodic closure) or matched at t + dt.
+cannot be resampled (open line, unresolvable periodic closure) or matched at t + dt, or when its
+target could be ambiguous: every line is followed through the frames between t and t + dt and the
+t + dt line is taken at the periodic image its path reaches (dislomob.features.targets.follow_lines).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dislomob.features.graphs import (
     GRAPH_FORMAT_VERSION, StressSettings, read_graph_file, save_graphs, snapshot, targets, to_record,
 )
 from dislomob.features.invariants import GP_FEATURE_NAMES, NODE_FEATURE_NAMES, graph_features
-from dislomob.features.targets import MatchError
+from dislomob.features.targets import MatchError, follow_lines
 from dislomob.md.trajectory import Frame, Trajectory, TrajectoryMeta, read_trajectory
 
 
@@ -84,6 +86,11 @@ def featurize_trajectory(traj: Trajectory, cfg: Config, traj_id: str) -> Featuri
                 cache[k] = f"frame {k}: {err}"
         return cache[k]
 
+    def window_lines(k: int, n_lines: int) -> list[NodeLine] | str:
+        n = len(traj.frames[k].lines)
+        return lines_of(k) if n == n_lines else f"{n} lines instead of {n_lines}"
+
+    spacing = frame_spacing_ps(traj) or f.dt_ps
     for i in range(0, len(traj.frames), f.frame_stride):
         j = _successor(times, i, f.dt_ps)
         if j is None:
@@ -102,8 +109,10 @@ def featurize_trajectory(traj: Trajectory, cfg: Config, traj_id: str) -> Featuri
             res.rejected.append(reject | {"reason": now if isinstance(now, str) else later})
             continue
         try:
+            path = [(float(times[k]), window_lines(k, len(frame.lines))) for k in range(i + 1, j + 1)]
+            track = follow_lines(now, path, frame.cell, float(times[i]), spacing)
             snap = snapshot(now, frame.cell, applied, normal, meta.temperature_k, f.n_gauss, settings)
-            disp, moved = targets(snap, later, frame.cell)
+            disp, moved = targets(snap, later, frame.cell, track)
         except (MatchError, ValueError) as err:
             res.rejected.append(reject | {"reason": str(err)})
             continue

@@ -22,7 +22,9 @@ from dislomob.features.discretize import NodeLine, gauss_points
 from dislomob.features.local_frame import line_frame, to_local
 from dislomob.features.periodic import mean_image_stress, network_stress
 from dislomob.features.stress import DEFAULT_MAX_PAIRS
-from dislomob.features.targets import closest_displacements, match_lines, minimum_image
+from dislomob.features.targets import (
+    Track, closest_displacements, image_shift, match_lines, minimum_image, unwrapped_displacements,
+)
 
 GRAPH_FORMAT_VERSION = 2  # 2: no stored features (the model computes invariants from stress and geometry)
 
@@ -96,18 +98,29 @@ def snapshot(lines: list[NodeLine], cell: np.ndarray, applied_stress_gpa: np.nda
     return Snapshot(lines, node_pos, node_frame, src, dst, shift, gps.pos, gps.segment, stress)
 
 
-def targets(snap: Snapshot, later: list[NodeLine], cell: np.ndarray) -> tuple[np.ndarray, list[NodeLine]]:
-    """(node displacements (n,3) Cartesian Angstrom, matched later lines shifted next to their origin)."""
+def targets(snap: Snapshot, later: list[NodeLine], cell: np.ndarray,
+            track: Track | None = None) -> tuple[np.ndarray, list[NodeLine]]:
+    """(node displacements (n,3) Cartesian Angstrom, matched later lines shifted next to their origin).
+
+    Without ``track`` each later line is matched and taken at its nearest periodic image; with a
+    :class:`Track` (lines followed through the frames between, dislomob.features.targets) at the image
+    its accumulated path reaches, so a line faster than half the cell per dt moves forwards.
+    """
     cell = np.asarray(cell, dtype=np.float64)
-    match = match_lines(snap.lines, later, cell)
+    match = track.match if track is not None else match_lines(snap.lines, later, cell)
     disp, moved = [], []
-    for ln, j in zip(snap.lines, match):
-        disp.append(closest_displacements(ln.nodes, later[j], cell))
+    for k, (ln, j) in enumerate(zip(snap.lines, match)):
+        if track is None:
+            disp.append(closest_displacements(ln.nodes, later[j], cell))
+        else:
+            disp.append(unwrapped_displacements(ln.nodes, later[j], cell, track.shift[k]))
     for j in sorted(set(match)):
         k = match.index(j)
         d = later[j].nodes[0] - snap.lines[k].nodes[0]
         shift = minimum_image(d, cell) - d
         lt = later[j]
+        if track is not None:  # the image the unwrapped displacements reach
+            shift = shift + image_shift(lt.nodes + shift, snap.lines[k].nodes + disp[k], cell, lt.period_axis)
         moved.append(NodeLine(lt.nodes + shift, lt.burgers, lt.period, lt.period_axis))
     return np.vstack(disp), moved
 
