@@ -231,6 +231,66 @@ class TrainConfig(_Strict):
         return v
 
 
+def _range(key: str, v: tuple[float, float], low: float, high: float, unit: str) -> tuple[float, float]:
+    """Check a (min, max) range: low <= min <= max <= high."""
+    if not (low <= v[0] <= v[1] <= high):
+        raise ValueError(f"active.{key}={list(v)} not allowed: [min, max] with {low} <= min <= max <= {high} {unit}")
+    return v
+
+
+class ActiveConfig(_Strict):
+    """Active vs passive learning (issue 11; paper: pool 8, select 4, threshold 0.25, up to 15 iterations).
+
+    Candidates are drawn per index from a seeded stream: T ~ U(temperature_range_k) K, resolved shear
+    stress ~ U(stress_range_gpa) GPa, angle ~ U(0, 180) deg snapped to the nearest available character
+    (dislomob.active.candidates). Each iteration scores ``pool_size`` candidates and adds ``select`` of
+    them (highest uncertainty for ``active``, seeded random for ``passive``); the loop stops when the
+    highest relative uncertainty is below ``threshold`` (sigma / mean |dx|) or after ``max_iterations``.
+    ``test_trajectories`` fixed test runs come from the same distribution with ``test_seed``.
+    ``noise_floor_angstrom`` is the DXA noise of a nodal displacement per step (dislomob.active.scoring:
+    the denominator's floor, so that lines that barely move neither dominate nor vanish).
+    """
+
+    pool_size: int = Field(4, ge=1, le=100_000)
+    select: int = Field(2, ge=1, le=100_000)
+    threshold: float = Field(0.25, gt=0, le=100)
+    max_iterations: int = Field(2, ge=0, le=100_000)
+    temperature_range_k: tuple[float, float] = (100.0, 1000.0)
+    stress_range_gpa: tuple[float, float] = (0.1, 1.0)
+    candidate_seed: int = Field(2024, ge=0, lt=2**32)
+    test_seed: int = Field(4711, ge=0, lt=2**32)
+    test_trajectories: int = Field(4, ge=1, le=100_000)
+    noise_floor_angstrom: float = Field(0.7, gt=0, le=1000)
+    strategies: list[Literal["active", "passive"]] = ["active", "passive"]
+    experiment: str = "dislomob-al"
+
+    @field_validator("temperature_range_k")
+    @classmethod
+    def _temperatures(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[0] <= 0:
+            raise ValueError(f"active.temperature_range_k={list(v)} not allowed: 0 < min <= max <= 3000 K")
+        return _range("temperature_range_k", v, 0.0, 3000.0, "K")
+
+    @field_validator("stress_range_gpa")
+    @classmethod
+    def _stresses(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _range("stress_range_gpa", v, 0.0, 5.0, "GPa")
+
+    @field_validator("strategies")
+    @classmethod
+    def _strategies(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"active.strategies={v} not allowed: a non-empty list of distinct 'active', 'passive'")
+        return v
+
+    @model_validator(mode="after")
+    def _select_fits_pool(self) -> "ActiveConfig":
+        if self.select > self.pool_size:
+            raise ValueError(f"active.select={self.select} larger than active.pool_size={self.pool_size}: "
+                             "allowed select <= pool_size (each iteration takes select of the pool's candidates)")
+        return self
+
+
 class Config(_Strict):
     """The whole params.yaml."""
 
@@ -242,6 +302,7 @@ class Config(_Strict):
     executor: ExecutorConfig = ExecutorConfig()
     features: FeaturesConfig = FeaturesConfig()
     train: TrainConfig = TrainConfig()
+    active: ActiveConfig = ActiveConfig()
 
 
 def _format_errors(err: ValidationError) -> str:
@@ -254,7 +315,7 @@ def _format_errors(err: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
-SECTIONS = ("material", "md", "dataset", "executor", "features", "train")
+SECTIONS = ("material", "md", "dataset", "executor", "features", "train", "active")
 
 
 def parse_config(data: dict) -> Config:
