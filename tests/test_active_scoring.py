@@ -74,3 +74,13 @@ def test_nan_prediction_gives_nan_and_bad_inputs_are_refused():
         candidate_score(Members(0.0, [0.0, 1.0]), [], FLOOR)
     with pytest.raises(ValueError, match="noise_floor_angstrom=0.0"):
         candidate_score(Members(0.0, [0.0, 1.0]), graphs, 0.0)
+
+
+def test_real_ensemble_scores_through_the_project_predict():
+    from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
+
+    graphs = trajectory_graphs("mixed", 45.0, 0.5, 500.0, n_frames=2)
+    model = EnsemblePIGNN(PIGNNHParams(members=4, width=5, seed=0)).eval()
+    score = candidate_score(model, graphs, FLOOR)
+    assert math.isfinite(score) and score > 0
+    assert score == candidate_score(model, graphs, FLOOR)  # deterministic

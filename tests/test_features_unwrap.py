@@ -113,3 +113,15 @@ def test_unusable_frame_at_t_plus_dt_inside_tracking_raises():
     now = _lines(traj.frames[0])
     with pytest.raises(AmbiguousTargetError, match="frame at t \\+ dt is unusable"):
         follow_lines(now, [(0.1, _lines(traj.frames[1])), (0.2, "broken")], CELL, 0.0, 0.1)
+
+
+def test_line_count_change_over_two_frames_inside_the_window_is_rejected():
+    traj = _trajectory(FAST)
+    for k in (4, 5):  # one line lost (reaction or DXA failure) for 0.2 ps inside both windows
+        fr = traj.frames[k]
+        traj.frames[k] = type(fr)(fr.time_ps, fr.cell, fr.origin, fr.lines[:1])
+    res = featurize_trajectory(traj, _cfg(), "lost")
+    assert res.records == [] and len(res.rejected) == 2
+    for r in res.rejected:
+        assert "t=0.4 ps unusable (1 line(s) instead of 2)" in r["reason"]
+        assert "no usable frame for 0.3 ps" in r["reason"]

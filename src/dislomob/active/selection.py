@@ -17,7 +17,8 @@ def _label(i: int, names: Sequence[str] | None) -> str:
     return f"candidate {i}" + (f" ({names[i]})" if names is not None else "")
 
 
-def select(priority: Sequence[float], n: int, exclude: Iterable[int] = (), names: Sequence[str] | None = None) -> list[int]:
+def select(priority: Sequence[float], n: int, exclude: Iterable[int] = (),
+           names: Sequence[str] | None = None) -> list[int]:
     """Indices of the ``n`` highest ``priority`` values among the pool (highest first), leaving out ``exclude``.
 
     Ties go to the lower index. A NaN or infinite priority, an ``exclude`` index outside the pool, a

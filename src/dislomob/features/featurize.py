@@ -88,7 +88,7 @@ def featurize_trajectory(traj: Trajectory, cfg: Config, traj_id: str) -> Featuri
 
     def window_lines(k: int, n_lines: int) -> list[NodeLine] | str:
         n = len(traj.frames[k].lines)
-        return lines_of(k) if n == n_lines else f"{n} lines instead of {n_lines}"
+        return lines_of(k) if n == n_lines else f"{n} line(s) instead of {n_lines}"
 
     spacing = frame_spacing_ps(traj) or f.dt_ps
     for i in range(0, len(traj.frames), f.frame_stride):

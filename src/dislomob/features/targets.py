@@ -124,7 +124,7 @@ def follow_lines(lines: list[NodeLine], path: list[tuple[float, list[NodeLine] |
             skipped.append(f"t={time_ps:.6g} ps unusable ({frame_lines})")
             continue
         if len(frame_lines) != len(lines):
-            skipped.append(f"t={time_ps:.6g} ps has {len(frame_lines)} lines instead of {len(lines)}")
+            skipped.append(f"t={time_ps:.6g} ps has {len(frame_lines)} line(s) instead of {len(lines)}")
             continue
         gap = time_ps - located
         if gap > MAX_GAP_SPACINGS * spacing_ps * (1 + 1e-6) + 1e-9:
