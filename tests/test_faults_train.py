@@ -41,7 +41,7 @@ def test_damaged_ensemble_file_is_named(tmp_path, how):
 def test_orphaned_running_runs_are_marked_killed(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from dislomob.train.stage import _owner_tags, end_orphaned_runs
+    from dislomob.tracking import end_orphaned_runs, owner_tags as _owner_tags
 
     import mlflow
 

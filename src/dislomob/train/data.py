@@ -84,14 +84,22 @@ def split_graphs(graphs: list[HeteroData], parts: dict[str, list[str]]) -> dict[
 
 class GraphDataModule(pl.LightningDataModule):
     """Train/val/test loaders of graph_schema graphs split by trajectory, stratified by character bucket
-    (seeded shuffling of training batches)."""
+    (seeded shuffling of training batches), or by a given split ``parts`` (trajectory ids per part; graphs
+    of trajectories in no part are left out)."""
 
-    def __init__(self, graphs: list[HeteroData], fractions: tuple[float, float, float], batch_size: int, seed: int):
+    def __init__(self, graphs: list[HeteroData], fractions: tuple[float, float, float], batch_size: int, seed: int,
+                 parts: dict[str, list[str]] | None = None):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: allowed >= 1")
-        groups = {str(g.traj_id): bucket_of(float(g.angle_deg.reshape(-1)[0])) for g in graphs}
-        self.parts = split_by_trajectory(list(groups), fractions, seed, groups)
+        if parts is None:
+            groups = {str(g.traj_id): bucket_of(float(g.angle_deg.reshape(-1)[0])) for g in graphs}
+            self.parts = split_by_trajectory(list(groups), fractions, seed, groups)
+        else:
+            self.parts = {name: sorted(parts.get(name, [])) for name in SPLITS}
+            if not self.parts["train"] or not self.parts["val"]:
+                raise ValueError(f"a given split needs train and val trajectories: got {self.parts}")
+            graphs = [g for g in graphs if any(str(g.traj_id) in ids for ids in self.parts.values())]
         self.sets = split_graphs(graphs, self.parts)
         self.batch_size, self.seed = batch_size, seed
 

@@ -10,7 +10,6 @@ and the metrics JSON. Lengths in Angstrom, times in ps.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from dislomob.train.bootstrap import member_weights
 from dislomob.train.data import GraphDataModule, load_graph_dir
 from dislomob.train.evaluate import character_speeds, evaluation_metrics
 from dislomob.train.module import EnsembleModule, TrainingDiverged
+from dislomob.tracking import end_orphaned_runs, ended_on_exit, owner_tags, tracking_setup
 
 
 @dataclass
@@ -87,15 +87,16 @@ def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> E
 
 
 def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_dir: str | Path,
-                   progress: bool = True) -> TrainResult:
+                   progress: bool = True, parts: dict[str, list[str]] | None = None) -> TrainResult:
     """Train all members in one Lightning run, restore the epoch with the lowest mean validation loss,
-    then keep the top ``tc.top_fraction`` of members by their validation loss at that epoch.
+    then keep the top ``tc.top_fraction`` of members by their validation loss at that epoch. ``parts``
+    fixes the split (trajectory ids per part) instead of drawing it from ``tc.split``.
 
     Raises TrainingDiverged (message names epoch and the last good checkpoint) on a NaN or diverging loss.
     """
     torch.set_num_threads(tc.threads)
     pl.seed_everything(seed, workers=True, verbose=False)
-    data = GraphDataModule(graphs, tc.split, tc.batch_size, seed)
+    data = GraphDataModule(graphs, tc.split, tc.batch_size, seed, parts)
     model = build_model(tc, seed, data.sets["train"])
     ckpt = Path(model_dir) / "last_good.pt"
     weights = member_weights(data.parts["train"], tc.members, seed) if tc.bootstrap else None
@@ -119,92 +120,12 @@ def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_d
 
 
 def _mlflow_run(tc: TrainConfig):
-    """Point MLflow at ``tc.tracking_uri`` (artifacts next to a sqlite DB) and open a run in ``tc.experiment``."""
+    """Point MLflow at ``tc.tracking_uri`` and open a run in ``tc.experiment`` (orphaned runs ended first)."""
     import mlflow
 
-    uri = tc.tracking_uri
-    artifacts = None
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        db.parent.mkdir(parents=True, exist_ok=True)
-        artifacts = (db.parent / "artifacts").resolve().as_uri()
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(tc.experiment) is None:
-        mlflow.create_experiment(tc.experiment, artifact_location=artifacts)
-    experiment = mlflow.set_experiment(tc.experiment)
-    end_orphaned_runs(experiment.experiment_id)
-    return _ended_on_exit(mlflow.start_run(run_name="train", tags=_owner_tags()))
-
-
-@contextmanager
-def _ended_on_exit(run):
-    """End ``run`` FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (an error) when the block exits."""
-    import mlflow
-
-    try:
-        yield run
-    except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.end_run()
-
-
-def _process_start(pid: int) -> str | None:
-    """Start time of a process (clock ticks since boot, /proc) to tell a live owner from a reused PID."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] == "Z" else fields[19]  # state 'Z': exited, not yet reaped
-
-
-def _owner_tags() -> dict[str, str]:
-    import os
-    import socket
-
-    return {"dislomob.pid": str(os.getpid()), "dislomob.host": socket.gethostname(),
-            "dislomob.pid_start": _process_start(os.getpid()) or ""}
-
-
-def _owner_alive(tags: dict[str, str]) -> bool:
-    import os
-
-    pid = int(tags["dislomob.pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    start = _process_start(pid)
-    if Path("/proc/self/stat").exists() and start is None:
-        return False  # a zombie: the owner exited
-    return not tags.get("dislomob.pid_start") or start is None or start == tags["dislomob.pid_start"]
-
-
-def end_orphaned_runs(experiment_id: str) -> list[str]:
-    """Mark KILLED the runs of ``experiment_id`` left RUNNING by a process of this host that is gone
-    (killed with -9, machine reset); runs of other hosts or without owner tags are left alone."""
-    import socket
-    import sys
-
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    ended = []
-    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000):
-        tags = run.data.tags
-        if "dislomob.pid" not in tags or tags.get("dislomob.host") != socket.gethostname() or _owner_alive(tags):
-            continue
-        client.set_terminated(run.info.run_id, status="KILLED")
-        ended.append(run.info.run_id)
-        print(f"dislomob: MLflow run {run.info.run_id} was left RUNNING by process {tags['dislomob.pid']} "
-              "(gone): marked KILLED", file=sys.stderr)
-    return ended
+    experiment_id = tracking_setup(tc.tracking_uri, tc.experiment)
+    end_orphaned_runs(experiment_id)
+    return ended_on_exit(mlflow.start_run(run_name="train", tags=owner_tags()))
 
 
 def _prepare_model_dir(model_dir: Path) -> None:

@@ -1,0 +1,99 @@
+"""The active / passive learning loop on a tiny real configuration: real LAMMPS + DXA runs of ~1-2k atoms,
+featurized and trained for a few epochs; both strategies share the MD runs; MLflow parent and child runs;
+resume after a stop continues from the last completed iteration."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+
+from dislomob.active import candidates as cand
+from dislomob.active.loop import compare, run_strategy, spearman
+from dislomob.config import Config, parse_config
+from dislomob.features.featurize import featurize_dataset
+from dislomob.md.dataset import simulate_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def _tiny(tmp) -> Config:
+    data = Config().model_dump(mode="json")
+    data["md"].update({"duration_ps": 0.4, "equilibrate_ps": 0.1, "settle_ps": 0.0, "minimize_steps": 100,
+                       "threads": 1, "box": {"glide_nm": 3.0, "line_nm": 1.0, "height_nm": 6.0}})
+    data["dataset"].update({"temperatures_k": [300.0], "stresses_gpa": [0.5], "angles_deg": [0.0, 45.0, 90.0],
+                            "out_dir": str(tmp / "md")})
+    data["executor"].update({"workers": 2, "run_dir": str(tmp / "parsl")})
+    data["features"].update({"dt_ps": 0.1, "images": 1, "line_images": 1, "out_dir": str(tmp / "graphs")})
+    data["train"].update({"members": 4, "width": 6, "depth": 1, "epochs": 3, "batch_size": 8,
+                          "tracking_uri": f"sqlite:///{tmp}/mlflow/mlflow.db"})
+    data["active"].update({"pool_size": 2, "select": 1, "max_iterations": 1, "test_trajectories": 1,
+                           "temperature_range_k": [300.0, 600.0], "stress_range_gpa": [0.4, 0.8],
+                           "threshold": 1e-6})
+    return parse_config(data)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("al")
+    cfg = _tiny(tmp)
+    simulate_dataset(cfg, tmp / "md", progress=False)
+    featurize_dataset(cfg, tmp / "md", tmp / "graphs", tmp / "featurize.json")
+    return cfg, tmp
+
+
+def _runs(cfg, tmp):
+    mlflow.set_tracking_uri(cfg.train.tracking_uri)
+    exp = mlflow.get_experiment_by_name(cfg.active.experiment)
+    return mlflow.search_runs([exp.experiment_id], output_format="list")
+
+
+def test_spearman_matches_known_rank_correlations() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)  # 1 - 6*4/(5*24)
+    assert spearman([1, 2], [1, 2]) is None and spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_both_strategies_share_md_log_to_mlflow_and_resume(tiny) -> None:
+    cfg, tmp = tiny
+    paths = dict(initial_graphs_dir=tmp / "graphs", md_dir=tmp / "al_md", graphs_dir=tmp / "al_graphs",
+                 work_dir=tmp / "al", progress=False)
+    first = run_strategy(cfg.model_copy(update={"active": cfg.active.model_copy(update={"max_iterations": 0})}),
+                         "active", **paths)
+    rec = json.loads((tmp / "al" / "active" / "record.json").read_text())
+    assert first["iterations"] == 1 and rec["stopped"]["reason"] == "max_iterations" and first["n_queries"] == 0
+    # the same command with a larger budget continues after the last completed iteration: iteration 0 is kept
+    model0 = (tmp / "al" / "active" / "iter_000" / "ensemble.pt").read_bytes()
+    active = run_strategy(cfg, "active", **paths)
+    assert (tmp / "al" / "active" / "iter_000" / "ensemble.pt").read_bytes() == model0
+    assert active["iterations"] == 2 and active["n_queries"] == 1 and not active["reached"]
+    md_after_active = sorted(p.name for p in (tmp / "al_md").glob("*.h5"))
+    passive = run_strategy(cfg, "passive", **paths)
+    assert passive["iterations"] == 2 and passive["n_queries"] == 1
+    md_after_both = sorted(p.name for p in (tmp / "al_md").glob("*.h5"))
+    # one test run, two pool candidates, one refill: the passive strategy ran no MD of its own
+    assert md_after_both == md_after_active and len(md_after_both) == 4
+    test_key = cand.test_set(1, cfg.active.test_seed, cfg.active)[0]
+    rec = json.loads((tmp / "al" / "passive" / "record.json").read_text())
+    assert rec["iterations"][0]["pool"] == [0, 1] and rec["iterations"][1]["pool"][-1] == 2
+    assert all(len(it["selected_ids"]) == (1 if it["iteration"] == 0 else 0) for it in rec["iterations"])
+    table = json.loads((tmp / "al" / "passive" / "iter_000" / "candidates.json").read_text())
+    assert [c["stream_index"] for c in table["candidates"]] == [0, 1]
+    assert table["candidates"][0]["temperature_k"] == cand.candidate(0, cfg.active.candidate_seed, cfg.active).temperature_k
+    assert test_key.temperature_k != table["candidates"][0]["temperature_k"]
+    for c in table["candidates"]:
+        assert c["score"] > 0 and c["error_median"] >= 0
+    runs = _runs(cfg, tmp)
+    parents = {r.data.tags["strategy"]: r for r in runs if "strategy" in r.data.tags}
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert set(parents) == {"active", "passive"} and all(p.info.status == "FINISHED" for p in parents.values())
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert all(k in children[0].data.metrics for k in ("n_queries", "test_error_median", "uncertainty_rel_max",
+                                                       "md_seconds", "train_seconds", "n_train_trajectories"))
+    client = mlflow.MlflowClient()
+    hist = client.get_metric_history(parents["active"].info.run_id, "test_error_median")
+    assert sorted(h.step for h in hist) == [0, 1]
+    summary = compare({"active": active, "passive": passive})
+    assert summary["saving_pct"] is None and summary["active"]["reached"] is False
