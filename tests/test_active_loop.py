@@ -97,3 +97,56 @@ def test_both_strategies_share_md_log_to_mlflow_and_resume(tiny) -> None:
     assert sorted(h.step for h in hist) == [0, 1]
     summary = compare({"active": active, "passive": passive})
     assert summary["saving_pct"] is None and summary["active"]["reached"] is False
+
+
+def _params_file(cfg, tmp) -> str:
+    import yaml
+
+    path = tmp / "params_al.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return str(path)
+
+
+def test_cli_offline_loop_survives_kill_9_and_reports(tiny) -> None:
+    """`dislomob al --offline` killed with -9 at a random moment, then rerun, completes from its record; the
+    report compares both strategies (metrics, DVC plots rows, PNG)."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from dislomob.cli import main
+
+    cfg, tmp = tiny
+    params = _params_file(cfg, tmp)
+    common = ["--md-dir", str(tmp / "al_md"), "--graphs-dir", str(tmp / "al_graphs"), "--initial-graphs",
+              str(tmp / "graphs"), "--work-dir", str(tmp / "al_cli"), "--offline", "--quiet"]
+    md_before = sorted(p.name for p in (tmp / "al_md").glob("*.h5"))
+    seed = int(os.environ.get("DISLOMOB_KILL_SEED", time.time_ns() % 2**32))
+    delay = random.Random(seed).uniform(3.0, 20.0)
+    args = [sys.executable, "-m", "dislomob.cli", "--params", params, "al", "--strategy", "active", *common,
+            "--metrics", str(tmp / "m" / "al_active.json")]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    for s in ("active", "passive"):
+        assert main(["--params", params, "al", "--strategy", s, *common, "--metrics", str(tmp / "m" / f"al_{s}.json")]) == 0, (seed, delay)
+    rec = json.loads((tmp / "al_cli" / "active" / "record.json").read_text())
+    assert [it["iteration"] for it in rec["iterations"]] == [0, 1], (seed, delay)
+    assert sorted(p.name for p in (tmp / "al_md").glob("*.h5")) == md_before  # offline: no MD
+    assert not any(r.info.status == "RUNNING" for r in _runs(cfg, tmp)), (seed, delay)
+    out = tmp / "report"
+    assert main(["--params", params, "al-report", "--metrics-dir", str(tmp / "m"), "--out", str(out / "al.json"),
+                 "--plots-dir", str(out / "plots"), "--png", str(out / "al.png")]) == 0
+    m = json.loads((out / "al.json").read_text())
+    assert set(m) == {"active", "passive", "saving_pct"}
+    assert {"queries_to_threshold", "iterations", "reached", "test_error_median"} <= set(m["active"])
+    rows = json.loads((out / "plots" / "al_passive.json").read_text())
+    assert [r["n_queries"] for r in rows] == [0, 1] and all("test_error_median" in r for r in rows)
+    assert (out / "al.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -156,6 +156,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_al_data(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)
+    from dislomob.active.pool import prepare_al_data
+
+    out = prepare_al_data(cfg, args.md_dir, args.graphs_dir, progress=not args.quiet)
+    print(f"al-data: {out['n_test_usable']} of {out['n_test']} test runs and {out['n_candidates_usable']} of "
+          f"{out['n_candidates']} candidates usable")
+    for traj, why in out["unusable"].items():
+        print(f"  unusable {traj}: {why}")
+    return 0 if out["n_test_usable"] else 1
+
+
+def _cmd_al(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)  # before torch and Lightning are imported
+    _terminate_on_sigterm()
+    from dislomob.active.loop import run_strategy
+    from dislomob.atomic import write_json
+
+    summary = run_strategy(cfg, args.strategy, args.initial_graphs or cfg.features.out_dir, args.md_dir,
+                           args.graphs_dir, args.work_dir, progress=not args.quiet, simulate=not args.offline)
+    write_json(args.metrics or f"metrics/al_{args.strategy}.json", summary)
+    print(f"al {args.strategy}: {summary['iterations']} iterations, {summary['n_queries']} queries, stopped by "
+          f"{summary['stop_reason']} (threshold reached: {summary['reached']}), test error {summary['test_error_median']}")
+    return 0
+
+
+def _cmd_al_report(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)
+    from dislomob.active.report import write_report
+
+    summaries = {}
+    for s in cfg.active.strategies:
+        path = Path(args.metrics_dir) / f"al_{s}.json"
+        try:
+            summaries[s] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise DislomobError(f"{path}: no readable summary of strategy {s!r} ({err}); run `dislomob al --strategy {s}`")
+    m = write_report(summaries, cfg.active.threshold, args.out, args.plots_dir, args.png)
+    print(f"al-report: active {m.get('active', {}).get('queries_to_threshold')} vs passive "
+          f"{m.get('passive', {}).get('queries_to_threshold')} queries to threshold, saving {m['saving_pct']} %")
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
@@ -223,6 +266,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--metrics", default="metrics/train.json", help="metrics JSON for dvc metrics show")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
+
+    d = sub.add_parser("al-data", help="simulate and featurize the active-learning test set and candidate stream")
+    d.add_argument("--md-dir", default="data/al/md")
+    d.add_argument("--graphs-dir", default="data/al/graphs")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_cmd_al_data)
+
+    a = sub.add_parser("al", help="run (or resume) the active or passive learning loop of one strategy")
+    a.add_argument("--strategy", required=True, choices=["active", "passive"])
+    a.add_argument("--initial-graphs", help="graphs of the initial grid (default: features.out_dir)")
+    a.add_argument("--md-dir", default="data/al/md")
+    a.add_argument("--graphs-dir", default="data/al/graphs")
+    a.add_argument("--work-dir", default="models/al")
+    a.add_argument("--metrics", help="summary JSON (default: metrics/al_<strategy>.json)")
+    a.add_argument("--offline", action="store_true", help="use only runs that al-data prepared (no MD)")
+    a.add_argument("--quiet", action="store_true")
+    a.set_defaults(func=_cmd_al)
+
+    r = sub.add_parser("al-report", help="active vs passive: metrics/active_learning.json, plots and a PNG")
+    r.add_argument("--metrics-dir", default="metrics")
+    r.add_argument("--out", default="metrics/active_learning.json")
+    r.add_argument("--plots-dir", default="plots", help="DVC plots rows, one file per strategy (al_<strategy>.json)")
+    r.add_argument("--png", default="reports/active_learning.png")
+    r.set_defaults(func=_cmd_al_report)
 
     i = sub.add_parser("inspect", help="show a trajectory's metadata and per-line velocities, or a graph file's counts")
     i.add_argument("file")

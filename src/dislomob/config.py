@@ -251,15 +251,15 @@ class ActiveConfig(_Strict):
     the denominator's floor, so that lines that barely move neither dominate nor vanish).
     """
 
-    pool_size: int = Field(4, ge=1, le=100_000)
-    select: int = Field(2, ge=1, le=100_000)
+    pool_size: int = Field(3, ge=1, le=100_000)
+    select: int = Field(1, ge=1, le=100_000)
     threshold: float = Field(0.25, gt=0, le=100)
     max_iterations: int = Field(2, ge=0, le=100_000)
     temperature_range_k: tuple[float, float] = (100.0, 1000.0)
     stress_range_gpa: tuple[float, float] = (0.1, 1.0)
     candidate_seed: int = Field(2024, ge=0, lt=2**32)
     test_seed: int = Field(4711, ge=0, lt=2**32)
-    test_trajectories: int = Field(4, ge=1, le=100_000)
+    test_trajectories: int = Field(3, ge=1, le=100_000)
     noise_floor_angstrom: float = Field(0.7, gt=0, le=1000)
     strategies: list[Literal["active", "passive"]] = ["active", "passive"]
     experiment: str = "dislomob-al"

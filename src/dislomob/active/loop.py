@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from dislomob.active.candidates import candidate, test_set
-from dislomob.active.pool import RunData, prepare_runs
+from dislomob.active.pool import RunData, prepare_runs, stream_budget
 from dislomob.atomic import write_json
 from dislomob.config import Config
 
@@ -137,8 +137,13 @@ def _mlflow(cfg: Config, strategy: str, parent_id: str | None):
 
 
 def run_strategy(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_dir: str | Path,
-                 graphs_dir: str | Path, work_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) one strategy's loop; return its summary (also written to ``work_dir/<strategy>/summary.json``)."""
+                 graphs_dir: str | Path, work_dir: str | Path, progress: bool = True,
+                 simulate: bool = True) -> dict[str, Any]:
+    """Run (or resume) one strategy's loop; return its summary (also written to ``work_dir/<strategy>/summary.json``).
+
+    With ``simulate`` False the loop only reads prepared runs (dislomob.active.pool.prepare_al_data) and
+    stops with reason ``stream_exhausted`` when the pool cannot be filled from them.
+    """
     import mlflow
 
     from dislomob.model.ensemble import save_ensemble
@@ -159,7 +164,8 @@ def run_strategy(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_
     record.setdefault("split", initial_split(sorted(by_traj), cfg))
     split = record["split"]
     t_md = time.perf_counter()
-    test_runs = prepare_runs(test_set(ac.test_trajectories, ac.test_seed, ac), cfg, md_dir, graphs_dir, progress)
+    test_runs = prepare_runs(test_set(ac.test_trajectories, ac.test_seed, ac), cfg, md_dir, graphs_dir, progress,
+                             simulate)
     record["test_dropped"] = {r.traj_id: r.reason for r in test_runs if not r.usable}
     test = _graphs_of([r.graph_path for r in test_runs if r.usable])
     if not test:
@@ -192,16 +198,22 @@ def run_strategy(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_
             # fill the pool from the stream; drop unusable runs with their reasons
             dropped: dict[str, str] = {}
             t_md = time.perf_counter()
-            while len(pool) < ac.pool_size:
+            exhausted = False
+            while len(pool) < ac.pool_size and not exhausted:
                 need = ac.pool_size - len(pool)
                 ks = list(range(record["next_stream_index"], record["next_stream_index"] + need))
-                record["next_stream_index"] += need
+                if not simulate:
+                    ks = [k for k in ks if k < stream_budget(cfg)]  # what al-data prepared
+                    exhausted = not ks
+                record["next_stream_index"] += len(ks)
                 for k, run in zip(ks, prepare_runs([candidate(k, ac.candidate_seed, ac) for k in ks], cfg, md_dir,
-                                                   graphs_dir, progress)):
+                                                   graphs_dir, progress, simulate)):
                     if run.usable:
                         pool.append(k)
                     else:
                         dropped[str(k)] = run.reason or "unusable"
+            if not pool:
+                raise RuntimeError(f"no usable candidate to score at iteration {i}: {dropped}")
             md_seconds += time.perf_counter() - t_md
             runs = {k: _run_of(k, cfg, md_dir, graphs_dir) for k in pool}
             cand_graphs = _graphs_of([runs[k].graph_path for k in pool])
@@ -209,7 +221,8 @@ def run_strategy(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_
             cand_err, scores = [float(np.median(e)) for e, _ in stats], [u for _, u in stats]
             n_queries = sum(len(it["selected_ids"]) for it in done)
             reached = max(scores) < ac.threshold
-            stop = "threshold" if reached else ("max_iterations" if i >= ac.max_iterations else None)
+            stop = ("threshold" if reached else "max_iterations" if i >= ac.max_iterations
+                    else "stream_exhausted" if len(pool) < ac.select else None)
             pick = [] if stop is not None else _pick(strategy, scores, [runs[k].traj_id for k in pool], i, cfg)
             metrics = {"n_queries": n_queries, "n_train_trajectories": len(train_ids),
                        "uncertainty_rel_max": float(max(scores)), "uncertainty_rel_mean": float(np.mean(scores)),

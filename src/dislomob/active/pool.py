@@ -33,19 +33,30 @@ class RunData:
 
 
 def prepare_runs(specs: list[RunSpec], cfg: Config, md_dir: str | Path, graphs_dir: str | Path,
-                 progress: bool = True) -> list[RunData]:
-    """Simulate what the MD cache lacks (through the Parsl executor), featurize what the graph folder lacks."""
+                 progress: bool = True, simulate: bool = True) -> list[RunData]:
+    """Simulate what the MD cache lacks (through the Parsl executor), featurize what the graph folder lacks.
+
+    With ``simulate`` False nothing is simulated or written: a run the caches lack is unusable, with
+    the reason (a DVC stage that only reads the data that ``dislomob al-data`` made).
+    """
     from dislomob.errors import DislomobError
     from dislomob.features.featurize import featurize_file
     from dislomob.md.dispatch import run_batch
+    from dislomob.md.run import run_key
     from dislomob.md.trajectory import read_meta
 
     md_dir, graphs_dir = Path(md_dir), Path(graphs_dir)
-    paths = list(run_batch(specs, cfg, md_dir, progress=progress)) if specs else []
+    if simulate:
+        paths = list(run_batch(specs, cfg, md_dir, progress=progress)) if specs else []
+    else:
+        paths = [md_dir / f"{run_key(s, cfg.md, cfg.material)}.h5" for s in specs]
     out = []
     for spec, path in zip(specs, paths):
         graph = graphs_dir / f"{path.stem}.pt"
         reason = None
+        if not simulate and not graph.is_file():
+            out.append(RunData(spec, path, None, f"not in {graphs_dir} (beyond what `dislomob al-data` prepared)"))
+            continue
         try:
             meta = read_meta(path)
             if meta.status != "ok":
@@ -56,3 +67,21 @@ def prepare_runs(specs: list[RunSpec], cfg: Config, md_dir: str | Path, graphs_d
             reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
         out.append(RunData(spec, path, None if reason else graph, reason))
     return out
+
+
+def stream_budget(cfg: Config) -> int:
+    """Candidates a loop needs from the stream when none fails: the first pool and a refill per iteration."""
+    return cfg.active.pool_size + cfg.active.select * cfg.active.max_iterations
+
+
+def prepare_al_data(cfg: Config, md_dir: str | Path, graphs_dir: str | Path, progress: bool = True) -> dict:
+    """Simulate and featurize the fixed test set and the first :func:`stream_budget` candidates (shared by
+    every strategy); return counts and the reasons of unusable runs."""
+    from dislomob.active.candidates import candidates, test_set
+
+    ac = cfg.active
+    test = prepare_runs(test_set(ac.test_trajectories, ac.test_seed, ac), cfg, md_dir, graphs_dir, progress)
+    stream = prepare_runs(candidates(0, stream_budget(cfg), ac.candidate_seed, ac), cfg, md_dir, graphs_dir, progress)
+    return {"n_test": len(test), "n_test_usable": sum(r.usable for r in test),
+            "n_candidates": len(stream), "n_candidates_usable": sum(r.usable for r in stream),
+            "unusable": {r.traj_id: r.reason for r in test + stream if not r.usable}}
