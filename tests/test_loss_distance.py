@@ -214,3 +214,26 @@ def test_nearest_segment_search_equals_differentiating_the_full_minimum(spread: 
     (g_ref, ) = torch.autograd.grad(ref.sum(), dx)
     assert torch.allclose(d2, ref, rtol=1e-12, atol=1e-12)
     assert torch.allclose(g, g_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_periodic_image_follows_the_true_displacement_not_the_prediction() -> None:
+    """A line that moved 0.6 of the cell: the backward nearest image (-0.4 cell) is not a free answer."""
+    import numpy as np
+
+    from dislomob import graph_schema as S
+    from dislomob.model.loss import displacement_loss
+    from model_helpers import FRAME, glide_cell, line_graph, shear_stress, straight_line
+
+    cell = glide_cell(90.0)  # rows: glide direction x 60 A, line x 40 A, normal x 80 A
+    glide = cell[0] / np.linalg.norm(cell[0])
+    line = straight_line(cell, 6, np.array([5.0, 1.0, 20.0]))
+    step = 0.6 * np.linalg.norm(cell[0])
+    later = (line[0] + step * glide, line[1])
+    g = line_graph([line], [later], cell, shear_stress(0.5), 300.0)
+    g[S.NODE].y = torch.as_tensor(np.tile(FRAME @ (step * glide), (6, 1)), dtype=torch.float32)  # unwrapped by featurize
+    forward = torch.as_tensor(np.tile(step * glide, (6, 1)), dtype=torch.float32)
+    backward = forward - torch.as_tensor(cell[0], dtype=torch.float32)  # the same target line, one image back
+    assert float(displacement_loss(g, forward)) < 1e-3
+    assert float(displacement_loss(g, backward)) > 0.5 * np.sqrt(6) * np.linalg.norm(cell[0])
+    del g[S.NODE].y  # without the true displacement the nearest image of the prediction is taken: both look right
+    assert float(displacement_loss(g, backward)) < 1e-3

@@ -82,13 +82,14 @@ def _mean_lead(x: Tensor, n_lead: int) -> Tensor:
 
 
 def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
-                    cell: Tensor) -> Tensor:
+                    cell: Tensor, points_ref: Tensor | None = None, seg_start_ref: Tensor | None = None) -> Tensor:
     """Squared distance (..., n_points) Angstrom^2 of each point to the nearest segment of its own graph.
 
     Node-to-segment distance (Eq. 3): the projection onto the segment when its foot lies on the
     segment, else the nearer end; minimum image in the graph's cell (n_graphs, 3, 3). With leading
     (ensemble) dimensions the periodic image of each pair is chosen once from the mean configuration
-    over them. The nearest segment is searched over all (graph, point, segment) pairs without
+    over them, or from ``points_ref`` / ``seg_start_ref`` (no leading dimensions) where given. The nearest
+    segment is searched over all (graph, point, segment) pairs without
     autograd; only the distance to it is differentiated (the gradient of a minimum is the gradient of
     its smallest element), so the autograd graph grows with points, not with points x segments.
     """
@@ -101,7 +102,9 @@ def node_to_line_sq(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_
     pts, p_mask, p_order, pb, p_slot = _dense(points, point_batch, n_graphs)
     start, s_mask, _, _, _ = _dense(seg_start, seg_batch, n_graphs)
     vec, _, _, _, _ = _dense(seg_vec, seg_batch, n_graphs)
-    ref_d0 = _mean_lead(start, len(lead))[:, None, :, :] - _mean_lead(pts, len(lead))[:, :, None, :]  # (G, P, S, 3)
+    ref_s = _dense(seg_start_ref, seg_batch, n_graphs)[0] if seg_start_ref is not None else _mean_lead(start, len(lead))
+    ref_p = _dense(points_ref, point_batch, n_graphs)[0] if points_ref is not None else _mean_lead(pts, len(lead))
+    ref_d0 = ref_s.detach()[:, None, :, :] - ref_p.detach()[:, :, None, :]  # (G, P, S, 3)
     cell = cell.to(points.dtype)
     shift = torch.einsum("gpsa,gab->gpsb", torch.round(torch.einsum("gpsa,gab->gpsb", ref_d0, torch.linalg.inv(cell))),
                          cell)
@@ -163,24 +166,31 @@ def _nearest_segment(pts: Tensor, start: Tensor, vec: Tensor, s_mask: Tensor, sh
 
 
 def line_distance(points: Tensor, point_batch: Tensor, seg_start: Tensor, seg_vec: Tensor, seg_batch: Tensor,
-                  cell: Tensor) -> Tensor:
+                  cell: Tensor, points_ref: Tensor | None = None, seg_start_ref: Tensor | None = None) -> Tensor:
     """l(D1, D2) = sqrt(sum_i l(N_i, D2)^2) (..., n_graphs) Angstrom, points of D1 to segments of D2."""
-    d2 = node_to_line_sq(points, point_batch, seg_start, seg_vec, seg_batch, cell)
+    d2 = node_to_line_sq(points, point_batch, seg_start, seg_vec, seg_batch, cell, points_ref, seg_start_ref)
     total = d2.new_zeros(d2.shape[:-1] + (cell.shape[0],)).index_add(-1, point_batch, d2)
     positive = total > 0
     return torch.where(positive, torch.sqrt(torch.where(positive, total, torch.ones_like(total))), 0.0 * total)
 
 
-def symmetric_distance(pos1: Tensor, lines1: Polylines, pos2: Tensor, lines2: Polylines, cell: Tensor) -> Tensor:
-    """L(D1, D2) = (l(D1,D2) + l(D2,D1)) / 2 (Eq. 4), (..., n_graphs) Angstrom; positions may carry leading dims."""
+def symmetric_distance(pos1: Tensor, lines1: Polylines, pos2: Tensor, lines2: Polylines, cell: Tensor,
+                       ref2: Tensor | None = None) -> Tensor:
+    """L(D1, D2) = (l(D1,D2) + l(D2,D1)) / 2 (Eq. 4), (..., n_graphs) Angstrom; positions may carry leading dims.
+
+    ``ref2`` (n2, 3), when given, is where configuration 2 should be: the periodic image of each pair is
+    chosen from it instead of from pos2 (a prediction that went the wrong way round the cell then pays
+    for the distance it really is off).
+    """
     s1, e1 = lines1.segment_vectors(pos1, cell)
     s2, e2 = lines2.segment_vectors(pos2, cell)
+    s2_ref = lines2.segment_vectors(ref2.to(pos2.dtype), cell)[0] if ref2 is not None else None
     lead = torch.broadcast_shapes(pos1.shape[:-2], pos2.shape[:-2])
     pos1, s1, e1 = (t.expand(lead + t.shape[-2:]) for t in (pos1, s1, e1))
     pos2, s2, e2 = (t.expand(lead + t.shape[-2:]) for t in (pos2, s2, e2))
     b1, b2 = lines1.batch, lines2.batch
-    d12 = line_distance(pos1, b1, s2, e2, b2[lines2.src], cell)
-    d21 = line_distance(pos2, b2, s1, e1, b1[lines1.src], cell)
+    d12 = line_distance(pos1, b1, s2, e2, b2[lines2.src], cell, seg_start_ref=s2_ref)
+    d21 = line_distance(pos2, b2, s1, e1, b1[lines1.src], cell, points_ref=ref2)
     return 0.5 * (d12 + d21)
 
 
@@ -202,10 +212,18 @@ def batch_lines(batch) -> tuple[Polylines, Polylines, Tensor]:
 
 
 def displacement_loss(batch, dx: Tensor) -> Tensor:
-    """Per-graph loss L(D_gt, D_pred) (..., n_graphs) Angstrom for Cartesian displacements dx (..., n_node, 3)."""
+    """Per-graph loss L(D_gt, D_pred) (..., n_graphs) Angstrom for Cartesian displacements dx (..., n_node, 3).
+
+    Periodic images are chosen from the true displaced nodes (positions + the target displacements
+    ``node.y``, unwrapped through the intermediate frames by featurize) where the graphs carry them.
+    """
     nodes, targets, cell = batch_lines(batch)
-    pred = batch[S.NODE].pos.to(dx.dtype) + dx
-    return symmetric_distance(batch[S.TARGET].pos.to(dx.dtype), targets, pred, nodes, cell)
+    node = batch[S.NODE]
+    pred = node.pos.to(dx.dtype) + dx
+    ref = None
+    if getattr(node, "y", None) is not None and getattr(node, "frame", None) is not None:
+        ref = node.pos.to(dx.dtype) + torch.einsum("nij,ni->nj", node.frame.to(dx.dtype), node.y.to(dx.dtype))
+    return symmetric_distance(batch[S.TARGET].pos.to(dx.dtype), targets, pred, nodes, cell, ref)
 
 
 def relative_error(batch, dx: Tensor) -> Tensor:
