@@ -150,3 +150,57 @@ def test_cli_offline_loop_survives_kill_9_and_reports(tiny) -> None:
     rows = json.loads((out / "plots" / "al_passive.json").read_text())
     assert [r["n_queries"] for r in rows] == [0, 1] and all("test_error_median" in r for r in rows)
     assert (out / "al.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mlflow_server_serves_parent_and_child_runs_over_rest(tiny) -> None:
+    """A real `mlflow server` on loopback serves the AL parent runs, their children and metric histories."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    cfg, tmp = tiny
+    paths = dict(initial_graphs_dir=tmp / "graphs", md_dir=tmp / "al_md", graphs_dir=tmp / "al_graphs",
+                 work_dir=tmp / "al_rest", progress=False)
+    for s in ("active", "passive"):
+        run_strategy(cfg, s, **paths)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
+    server = subprocess.Popen([mlflow_bin, "server", "--backend-store-uri", cfg.train.tracking_uri, "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(base + path, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(1)
+        exp = call(f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={cfg.active.experiment}")["experiment"]
+        runs = call("/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]], "max_results": 1000})["runs"]
+        tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
+        parents = {t["strategy"]: r for r, t in zip(runs, tags) if "strategy" in t and "mlflow.parentRunId" not in t}
+        assert {"active", "passive"} <= set(parents)
+        for s, parent in parents.items():
+            pid = parent["info"]["run_id"]
+            kids = [r for r, t in zip(runs, tags) if t.get("mlflow.parentRunId") == pid]
+            assert len(kids) >= 2, s
+            hist = call(f"/api/2.0/mlflow/metrics/get-history?run_id={pid}&metric_key=test_error_median")["metrics"]
+            assert sorted({int(h["step"]) for h in hist}) == [0, 1] and all(h["value"] >= 0 for h in hist)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
