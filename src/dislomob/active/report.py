@@ -37,9 +37,12 @@ def _figure(summaries: dict[str, dict], threshold: float, path: Path) -> None:
         ax_u.plot(q, [p["uncertainty_rel_max"] for p in d["curve"]], marker=marker, color=color, label=s)
         ax_e.plot(q, [p["test_error_median"] for p in d["curve"]], marker=marker, color=color, label=s)
     ax_u.axhline(threshold, color="k", lw=0.8, ls="--", label=f"threshold {threshold:g}")
-    ax_u.set(xlabel="MD queries", ylabel="highest candidate uncertainty (sigma / mean |dx|)")
+    ax_u.set(xlabel="MD queries", ylabel="highest candidate sigma / mean |dx|")
     ax_e.set(xlabel="MD queries", ylabel="median single-step test error")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax_u, ax_e):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(frameon=False)
         ax.grid(alpha=0.3)
     with atomic_path(path, suffix=".png") as tmp:
