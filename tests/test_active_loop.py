@@ -94,6 +94,8 @@ def test_both_strategies_share_md_log_to_mlflow_and_resume(tiny) -> None:
     assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
     assert all(k in children[0].data.metrics for k in ("n_queries", "test_error_median", "uncertainty_rel_max",
                                                        "md_seconds", "train_seconds", "n_train_trajectories"))
+    # training curves belong to the iteration's child run, not to the parent
+    assert "train_loss" not in parents["active"].data.metrics and "train_loss" in children[0].data.metrics
     client = mlflow.MlflowClient()
     hist = client.get_metric_history(parents["active"].info.run_id, "test_error_median")
     assert sorted(h.step for h in hist) == [0, 1]

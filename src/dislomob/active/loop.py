@@ -147,6 +147,7 @@ def run_strategy(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_
     import mlflow
 
     from dislomob.model.ensemble import save_ensemble
+    from dislomob.tracking import ended_on_exit, owner_tags
     from dislomob.train.data import load_graph_dir
     from dislomob.train.stage import train_ensemble
 
@@ -187,56 +188,62 @@ def run_strategy(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_
         while record["stopped"] is None:
             i = len(done)
             it_dir = home / f"iter_{i:03d}"
-            graphs = [g for t in train_ids + split["val"] for g in (by_traj.get(t) or extra[t])]
-            tc = cfg.train.model_copy(update={"warm_start": str(home / f"iter_{i - 1:03d}" / "ensemble.pt") if i else None})
-            t0 = time.perf_counter()
-            res = train_ensemble(graphs, tc, cfg.seed + i, it_dir, progress=progress,
-                                 parts={"train": train_ids, "val": split["val"]})
-            train_seconds = time.perf_counter() - t0
-            model = res.model
-            ev = evaluate_on_test(model, test, ac.noise_floor_angstrom)
-            # fill the pool from the stream; drop unusable runs with their reasons
-            dropped: dict[str, str] = {}
-            t_md = time.perf_counter()
-            exhausted = False
-            while len(pool) < ac.pool_size and not exhausted:
-                need = ac.pool_size - len(pool)
-                ks = list(range(record["next_stream_index"], record["next_stream_index"] + need))
-                if not simulate:
-                    ks = [k for k in ks if k < stream_budget(cfg)]  # what al-data prepared
-                    exhausted = not ks
-                record["next_stream_index"] += len(ks)
-                for k, run in zip(ks, prepare_runs([candidate(k, ac.candidate_seed, ac) for k in ks], cfg, md_dir,
-                                                   graphs_dir, progress, simulate)):
-                    if run.usable:
-                        pool.append(k)
-                    else:
-                        dropped[str(k)] = run.reason or "unusable"
-            if not pool:
-                raise RuntimeError(f"no usable candidate to score at iteration {i}: {dropped}")
-            md_seconds += time.perf_counter() - t_md
-            runs = {k: _run_of(k, cfg, md_dir, graphs_dir) for k in pool}
-            cand_graphs = _graphs_of([runs[k].graph_path for k in pool])
-            stats = [trajectory_stats(model, cand_graphs[runs[k].traj_id], ac.noise_floor_angstrom) for k in pool]
-            cand_err, scores = [float(np.median(e)) for e, _ in stats], [u for _, u in stats]
-            n_queries = sum(len(it["selected_ids"]) for it in done)
-            reached = max(scores) < ac.threshold
-            stop = ("threshold" if reached else "max_iterations" if i >= ac.max_iterations
-                    else "stream_exhausted" if len(pool) < ac.select else None)
-            pick = [] if stop is not None else _pick(strategy, scores, [runs[k].traj_id for k in pool], i, cfg)
-            metrics = {"n_queries": n_queries, "n_train_trajectories": len(train_ids),
-                       "uncertainty_rel_max": float(max(scores)), "uncertainty_rel_mean": float(np.mean(scores)),
-                       "test_error_median": ev["test_error_median"], "test_uncertainty_mean": ev["test_uncertainty_mean"],
-                       "uncertainty_error_spearman": ev["uncertainty_error_spearman_test"],
-                       "uncertainty_error_spearman_candidates": spearman(scores, cand_err),
-                       "md_seconds": md_seconds, "train_seconds": train_seconds}
-            table = [{"stream_index": k, "traj_id": runs[k].traj_id, **asdict(runs[k].spec), "score": s,
-                      "error_median": e, "selected": j in pick} for j, (k, s, e) in enumerate(zip(pool, scores, cand_err))]
-            save_ensemble(model, it_dir / "ensemble.pt", {"iteration": i, "strategy": strategy,
-                                                          "train": sorted(train_ids), "val": split["val"]})
-            write_json(it_dir / "candidates.json", {"candidates": table, "dropped": dropped,
-                                                    "test": ev["per_trajectory"]})
-            _log_iteration(i, metrics, it_dir)
+            # the iteration's child run gets the training curves (Lightning logs to the active run) and the table
+            with ended_on_exit(mlflow.start_run(run_name=f"iter_{i:03d}", nested=True,
+                                                tags={**owner_tags(), "iteration": str(i)})):
+                graphs = [g for t in train_ids + split["val"] for g in (by_traj.get(t) or extra[t])]
+                tc = cfg.train.model_copy(update={"warm_start": str(home / f"iter_{i - 1:03d}" / "ensemble.pt") if i else None})
+                t0 = time.perf_counter()
+                res = train_ensemble(graphs, tc, cfg.seed + i, it_dir, progress=progress,
+                                     parts={"train": train_ids, "val": split["val"]})
+                train_seconds = time.perf_counter() - t0
+                model = res.model
+                ev = evaluate_on_test(model, test, ac.noise_floor_angstrom)
+                # fill the pool from the stream; drop unusable runs with their reasons
+                dropped: dict[str, str] = {}
+                t_md = time.perf_counter()
+                exhausted = False
+                while len(pool) < ac.pool_size and not exhausted:
+                    need = ac.pool_size - len(pool)
+                    ks = list(range(record["next_stream_index"], record["next_stream_index"] + need))
+                    if not simulate:
+                        ks = [k for k in ks if k < stream_budget(cfg)]  # what al-data prepared
+                        exhausted = not ks
+                    record["next_stream_index"] += len(ks)
+                    for k, run in zip(ks, prepare_runs([candidate(k, ac.candidate_seed, ac) for k in ks], cfg, md_dir,
+                                                       graphs_dir, progress, simulate)):
+                        if run.usable:
+                            pool.append(k)
+                        else:
+                            dropped[str(k)] = run.reason or "unusable"
+                if not pool:
+                    raise RuntimeError(f"no usable candidate to score at iteration {i}: {dropped}")
+                md_seconds += time.perf_counter() - t_md
+                runs = {k: _run_of(k, cfg, md_dir, graphs_dir) for k in pool}
+                cand_graphs = _graphs_of([runs[k].graph_path for k in pool])
+                stats = [trajectory_stats(model, cand_graphs[runs[k].traj_id], ac.noise_floor_angstrom) for k in pool]
+                cand_err, scores = [float(np.median(e)) for e, _ in stats], [u for _, u in stats]
+                n_queries = sum(len(it["selected_ids"]) for it in done)
+                reached = max(scores) < ac.threshold
+                stop = ("threshold" if reached else "max_iterations" if i >= ac.max_iterations
+                        else "stream_exhausted" if len(pool) < ac.select else None)
+                pick = [] if stop is not None else _pick(strategy, scores, [runs[k].traj_id for k in pool], i, cfg)
+                metrics = {"n_queries": n_queries, "n_train_trajectories": len(train_ids),
+                           "uncertainty_rel_max": float(max(scores)), "uncertainty_rel_mean": float(np.mean(scores)),
+                           "test_error_median": ev["test_error_median"], "test_uncertainty_mean": ev["test_uncertainty_mean"],
+                           "uncertainty_error_spearman": ev["uncertainty_error_spearman_test"],
+                           "uncertainty_error_spearman_candidates": spearman(scores, cand_err),
+                           "md_seconds": md_seconds, "train_seconds": train_seconds}
+                table = [{"stream_index": k, "traj_id": runs[k].traj_id, **asdict(runs[k].spec), "score": s,
+                          "error_median": e, "selected": j in pick} for j, (k, s, e) in enumerate(zip(pool, scores, cand_err))]
+                save_ensemble(model, it_dir / "ensemble.pt", {"iteration": i, "strategy": strategy,
+                                                              "train": sorted(train_ids), "val": split["val"]})
+                write_json(it_dir / "candidates.json", {"candidates": table, "dropped": dropped,
+                                                        "test": ev["per_trajectory"]})
+                clean = {k: float(v) for k, v in metrics.items() if v is not None}
+                mlflow.log_metrics(clean)
+                mlflow.log_artifact(str(it_dir / "candidates.json"))
+            mlflow.log_metrics(clean, step=int(metrics["n_queries"]))  # the parent: step series over queries
             selected = [pool[j] for j in pick]
             done.append({"iteration": i, "metrics": metrics, "pool": pool, "scores": scores, "dropped": dropped,
                          "selected": selected, "selected_ids": [runs[k].traj_id for k in selected],
@@ -290,18 +297,6 @@ def _run_of(k: int, cfg: Config, md_dir: str | Path, graphs_dir: str | Path) -> 
     spec = candidate(k, cfg.active.candidate_seed, cfg.active)
     key = run_key(spec, cfg.md, cfg.material)
     return RunData(spec, Path(md_dir) / f"{key}.h5", Path(graphs_dir) / f"{key}.pt", None)
-
-
-def _log_iteration(i: int, metrics: dict[str, Any], it_dir: Path) -> None:
-    """A child run for iteration i (metrics, candidate table); the parent gets the metrics at step n_queries."""
-    import mlflow
-
-    clean = {k: float(v) for k, v in metrics.items() if v is not None}
-    mlflow.log_metrics(clean, step=int(metrics["n_queries"]))
-    with mlflow.start_run(run_name=f"iter_{i:03d}", nested=True):
-        mlflow.log_metrics(clean)
-        mlflow.set_tag("iteration", str(i))
-        mlflow.log_artifact(str(it_dir / "candidates.json"))
 
 
 def summarize(record: dict) -> dict[str, Any]:
