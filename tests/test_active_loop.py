@@ -65,15 +65,16 @@ def test_both_strategies_share_md_log_to_mlflow_and_resume(tiny) -> None:
     first = run_strategy(cfg.model_copy(update={"active": cfg.active.model_copy(update={"max_iterations": 0})}),
                          "active", **paths)
     rec = json.loads((tmp / "al" / "active" / "record.json").read_text())
-    assert first["iterations"] == 1 and rec["stopped"]["reason"] == "max_iterations" and first["n_queries"] == 0
+    # queries as the paper counts them: the 3 grid runs and the first pool of 2 (then 1 refill per iteration)
+    assert first["iterations"] == 1 and rec["stopped"]["reason"] == "max_iterations" and first["n_queries"] == 5
     # the same command with a larger budget continues after the last completed iteration: iteration 0 is kept
     model0 = (tmp / "al" / "active" / "iter_000" / "ensemble.pt").read_bytes()
     active = run_strategy(cfg, "active", **paths)
     assert (tmp / "al" / "active" / "iter_000" / "ensemble.pt").read_bytes() == model0
-    assert active["iterations"] == 2 and active["n_queries"] == 1 and not active["reached"]
+    assert active["iterations"] == 2 and active["n_queries"] == 6 and not active["reached"]
     md_after_active = sorted(p.name for p in (tmp / "al_md").glob("*.h5"))
     passive = run_strategy(cfg, "passive", **paths)
-    assert passive["iterations"] == 2 and passive["n_queries"] == 1
+    assert passive["iterations"] == 2 and passive["n_queries"] == 6
     md_after_both = sorted(p.name for p in (tmp / "al_md").glob("*.h5"))
     # one test run, two pool candidates, one refill: the passive strategy ran no MD of its own
     assert md_after_both == md_after_active and len(md_after_both) == 4
@@ -98,7 +99,7 @@ def test_both_strategies_share_md_log_to_mlflow_and_resume(tiny) -> None:
     assert "train_loss" not in parents["active"].data.metrics and "train_loss" in children[0].data.metrics
     client = mlflow.MlflowClient()
     hist = client.get_metric_history(parents["active"].info.run_id, "test_error_median")
-    assert sorted(h.step for h in hist) == [0, 1]
+    assert sorted(h.step for h in hist) == [5, 6]
     summary = compare({"active": active, "passive": passive})
     assert summary["saving_pct"] is None and summary["active"]["reached"] is False
 
@@ -152,7 +153,7 @@ def test_cli_offline_loop_survives_kill_9_and_reports(tiny) -> None:
     assert set(m) == {"active", "passive", "saving_pct"}
     assert {"queries_to_threshold", "iterations", "reached", "test_error_median"} <= set(m["active"])
     rows = json.loads((out / "plots" / "al_passive.json").read_text())
-    assert [r["n_queries"] for r in rows] == [0, 1] and all("test_error_median" in r for r in rows)
+    assert [r["n_queries"] for r in rows] == [5, 6] and all("test_error_median" in r for r in rows)
     assert (out / "al.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -204,7 +205,46 @@ def test_mlflow_server_serves_parent_and_child_runs_over_rest(tiny) -> None:
             kids = [r for r, t in zip(runs, tags) if t.get("mlflow.parentRunId") == pid]
             assert len(kids) >= 2, s
             hist = call(f"/api/2.0/mlflow/metrics/get-history?run_id={pid}&metric_key=test_error_median")["metrics"]
-            assert sorted({int(h["step"]) for h in hist}) == [0, 1] and all(h["value"] >= 0 for h in hist)
+            assert sorted({int(h["step"]) for h in hist}) == [5, 6] and all(h["value"] >= 0 for h in hist)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_failed_candidate_is_dropped_with_its_reason_and_counted_and_the_loop_seed_is_kept(tiny) -> None:
+    """A candidate whose real MD blew up (50 fs steps) sits in the cache at its key: the loop drops it with
+    the failure reason, refills the pool from the stream, counts it as a query (its MD was paid for), and a
+    loop seed other than the params' seed is recorded and tagged while the data stay the same."""
+    import shutil
+
+    from dislomob.md.dispatch import run_batch
+    from dislomob.md.run import run_key
+
+    cfg, tmp = tiny
+    md = tmp / "al_md_fail"
+    md.mkdir()
+    for p in (tmp / "al_md").glob("*.h5"):  # the runs other tests made: the cache is shared by content
+        shutil.copy(p, md / p.name)
+    spec = cand.candidate(1, cfg.active.candidate_seed, cfg.active)
+    bad_md = cfg.md.model_copy(update={"timestep_fs": 50.0, "duration_ps": 4.0})
+    (bad,) = run_batch([spec], cfg, tmp / "bad_md", progress=False, md=[bad_md])
+    shutil.copy(bad, md / f"{run_key(spec, cfg.md, cfg.material)}.h5")
+    summary = run_strategy(cfg, "passive", initial_graphs_dir=tmp / "graphs", md_dir=md, graphs_dir=tmp / "al_graphs_fail",
+                           work_dir=tmp / "al_fail", progress=False, seed=99)
+    rec = json.loads((tmp / "al_fail" / "passive" / "record.json").read_text())
+    first = rec["iterations"][0]
+    assert first["pool"] == [0, 2] and list(first["dropped"]) == ["1"]
+    assert "failed" in first["dropped"]["1"] and any(w in first["dropped"]["1"] for w in ("Lost atoms", "too far", "temperature"))
+    assert first["metrics"]["n_queries"] == 3 + 3 and summary["n_queries"] == 7
+    from dislomob.active.loop import initial_split
+    from dislomob.train.data import load_graph_dir
+
+    by_traj: dict[str, list] = {}
+    for g in load_graph_dir(tmp / "graphs"):
+        by_traj.setdefault(str(g.traj_id), []).append(g)
+    assert rec["seed"] == 99 and rec["split"] == initial_split(by_traj, cfg)  # the data split ignores the loop seed
+    parent = [r for r in _runs(cfg, tmp) if r.data.tags.get("seed") == "99"]
+    assert len(parent) == 1 and parent[0].data.tags["strategy"] == "passive"
+    with pytest.raises(ValueError, match="seed=5 not allowed"):
+        run_strategy(cfg, "passive", initial_graphs_dir=tmp / "graphs", md_dir=md, graphs_dir=tmp / "al_graphs_fail",
+                     work_dir=tmp / "al_fail", progress=False, seed=5)

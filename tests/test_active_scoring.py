@@ -84,3 +84,38 @@ def test_real_ensemble_scores_through_the_project_predict():
     score = candidate_score(model, graphs, FLOOR)
     assert math.isfinite(score) and score > 0
     assert score == candidate_score(model, graphs, FLOOR)  # deterministic
+
+
+def test_floored_error_is_zero_for_the_truth_one_for_no_motion_and_bounded_by_the_floor():
+    from torch_geometric.loader import DataLoader
+
+    from dislomob.active.scoring import floored_relative_error
+    from dislomob.model.loss import displacement_loss
+
+    graphs = trajectory_graphs("edge", 90.0, 0.5, 300.0, n_frames=2)
+    batch = next(iter(DataLoader(graphs, batch_size=len(graphs))))
+    pos = batch[S.NODE].pos
+    still = displacement_loss(batch, torch.zeros_like(pos))
+    assert (still > FLOOR).all()  # these lines move more than the noise floor per step
+    assert torch.allclose(floored_relative_error(batch, torch.zeros_like(pos), FLOOR), torch.ones(2, dtype=pos.dtype))
+    # a prediction one Angstrom off along z everywhere: its distance over max(still, floor)
+    off = torch.zeros_like(pos)
+    off[:, 2] = 1.0
+    expect = displacement_loss(batch, off) / still
+    assert torch.allclose(floored_relative_error(batch, off, FLOOR), expect)
+    # a floor above the motion caps the denominator: the same error reads smaller
+    big = float(still.max()) * 4
+    assert (floored_relative_error(batch, off, big) < expect).all()
+
+
+def test_spread_calibration_is_the_ratio_of_typical_error_to_typical_spread():
+    from dislomob.active.scoring import spread_calibration
+
+    assert spread_calibration([0.2, 0.4, 0.6], [0.1, 0.1, 0.2]) == pytest.approx(4.0)
+    assert spread_calibration([0.3, 0.3], [0.05, 0.15]) == pytest.approx(3.0)  # median of an even count: the mean pair
+    with pytest.raises(ValueError, match="not > 0"):
+        spread_calibration([0.3], [0.0])
+    with pytest.raises(ValueError, match="non-finite"):
+        spread_calibration([float("nan")], [0.1])
+    with pytest.raises(ValueError, match="equally many"):
+        spread_calibration([0.1, 0.2], [0.1])

@@ -175,7 +175,8 @@ def _cmd_al(args: argparse.Namespace) -> int:
     from dislomob.atomic import write_json
 
     summary = run_strategy(cfg, args.strategy, args.initial_graphs or cfg.features.out_dir, args.md_dir,
-                           args.graphs_dir, args.work_dir, progress=not args.quiet, simulate=not args.offline)
+                           args.graphs_dir, args.work_dir, progress=not args.quiet, simulate=not args.offline,
+                           seed=args.seed)
     write_json(args.metrics or f"metrics/al_{args.strategy}.json", summary)
     print(f"al {args.strategy}: {summary['iterations']} iterations, {summary['n_queries']} queries, stopped by "
           f"{summary['stop_reason']} (threshold reached: {summary['reached']}), test error {summary['test_error_median']}")
@@ -281,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--work-dir", default="models/al")
     a.add_argument("--metrics", help="summary JSON (default: metrics/al_<strategy>.json)")
     a.add_argument("--offline", action="store_true", help="use only runs that al-data prepared (no MD)")
+    a.add_argument("--seed", type=int, help="loop seed: member initialization and passive's picks (default: params' seed)")
     a.add_argument("--quiet", action="store_true")
     a.set_defaults(func=_cmd_al)
 

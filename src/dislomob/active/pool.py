@@ -22,6 +22,7 @@ class RunData:
     md_path: Path
     graph_path: Path | None
     reason: str | None
+    missing: bool = False  # offline: the MD cache lacks the run (nothing to read yet, unlike a failed run)
 
     @property
     def traj_id(self) -> str:
@@ -33,11 +34,13 @@ class RunData:
 
 
 def prepare_runs(specs: list[RunSpec], cfg: Config, md_dir: str | Path, graphs_dir: str | Path,
-                 progress: bool = True, simulate: bool = True) -> list[RunData]:
+                 progress: bool = True, simulate: bool = True, featurize: bool | None = None) -> list[RunData]:
     """Simulate what the MD cache lacks (through the Parsl executor), featurize what the graph folder lacks.
 
-    With ``simulate`` False nothing is simulated or written: a run the caches lack is unusable, with
-    the reason (a DVC stage that only reads the data that ``dislomob al-data`` made).
+    With ``simulate`` False no MD runs: a run the MD cache lacks comes back ``missing``. ``featurize``
+    (default: ``simulate``) False writes no graph either: a finished run without its graph is
+    ``missing`` too (a DVC stage that only reads what ``dislomob al-data`` made); a failed run is
+    unusable with its reason either way.
     """
     from dislomob.errors import DislomobError
     from dislomob.features.featurize import featurize_file
@@ -45,6 +48,7 @@ def prepare_runs(specs: list[RunSpec], cfg: Config, md_dir: str | Path, graphs_d
     from dislomob.md.run import run_key
     from dislomob.md.trajectory import read_meta
 
+    featurize = simulate if featurize is None else featurize
     md_dir, graphs_dir = Path(md_dir), Path(graphs_dir)
     if simulate:
         paths = list(run_batch(specs, cfg, md_dir, progress=progress)) if specs else []
@@ -53,15 +57,19 @@ def prepare_runs(specs: list[RunSpec], cfg: Config, md_dir: str | Path, graphs_d
     out = []
     for spec, path in zip(specs, paths):
         graph = graphs_dir / f"{path.stem}.pt"
-        reason = None
-        if not simulate and not graph.is_file():
-            out.append(RunData(spec, path, None, f"not in {graphs_dir} (beyond what `dislomob al-data` prepared)"))
+        if not path.is_file():
+            out.append(RunData(spec, path, None, f"not simulated: {path} absent", missing=True))
             continue
+        reason = None
         try:
             meta = read_meta(path)
             if meta.status != "ok":
                 reason = f"MD {meta.status}: {meta.failure_reason or (meta.events[-1].detail if meta.events else '')}"
             elif not graph.is_file():
+                if not featurize:
+                    out.append(RunData(spec, path, None, f"not featurized: {graph} absent (beyond what "
+                                                         "`dislomob al-data` prepared)", missing=True))
+                    continue
                 featurize_file(cfg, path, graph)
         except (DislomobError, ValueError, OSError) as err:
             reason = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
@@ -75,13 +83,17 @@ def stream_budget(cfg: Config) -> int:
 
 
 def prepare_al_data(cfg: Config, md_dir: str | Path, graphs_dir: str | Path, progress: bool = True) -> dict:
-    """Simulate and featurize the fixed test set and the first :func:`stream_budget` candidates (shared by
-    every strategy); return counts and the reasons of unusable runs."""
+    """Simulate and featurize the fixed test set and the stream's candidates until :func:`stream_budget` of
+    them are usable (a failed run is replaced by the next candidate, at most the budget again), shared by
+    every strategy; return counts and the reasons of unusable runs."""
     from dislomob.active.candidates import candidates, test_set
 
     ac = cfg.active
     test = prepare_runs(test_set(ac.test_trajectories, ac.test_seed, ac), cfg, md_dir, graphs_dir, progress)
-    stream = prepare_runs(candidates(0, stream_budget(cfg), ac.candidate_seed, ac), cfg, md_dir, graphs_dir, progress)
+    budget, stream = stream_budget(cfg), []
+    while sum(r.usable for r in stream) < budget and len(stream) < 2 * budget:
+        need = min(budget - sum(r.usable for r in stream), 2 * budget - len(stream))
+        stream += prepare_runs(candidates(len(stream), need, ac.candidate_seed, ac), cfg, md_dir, graphs_dir, progress)
     return {"n_test": len(test), "n_test_usable": sum(r.usable for r in test),
             "n_candidates": len(stream), "n_candidates_usable": sum(r.usable for r in stream),
             "unusable": {r.traj_id: r.reason for r in test + stream if not r.usable}}
