@@ -51,6 +51,9 @@ from dislomob.atomic import write_json
 from dislomob.config import Config
 
 RECORD = "record.json"
+CURVE_KEYS = ("n_queries", "test_error_median", "uncertainty_rel_max", "uncertainty_rel_mean", "uncertainty_rel_max_raw",
+              "spread_calibration", "test_spread_error_ratio", "test_spread_error_ratio_raw",
+              "uncertainty_error_spearman", "uncertainty_error_spearman_floored")
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:
@@ -132,6 +135,7 @@ def evaluate_on_test(model, test: dict[str, list], floor: float, calibration: fl
             "test_uncertainty_mean": float(np.mean(unc)),
             "test_spread_error_ratio_raw": ratio, "test_spread_error_ratio": calibration * ratio,
             "uncertainty_error_spearman_test": spearman(unc, [v["error_median"] for v in per_traj.values()]),
+            "uncertainty_error_spearman_floored_test": spearman(unc, [v["error_floored_median"] for v in per_traj.values()]),
             "per_trajectory": per_traj}
 
 
@@ -305,6 +309,7 @@ def run_iteration(loop: Loop, pool: list[int], dropped: dict[str, str], md_secon
                    "test_spread_error_ratio": ev["test_spread_error_ratio"],
                    "test_spread_error_ratio_raw": ev["test_spread_error_ratio_raw"],
                    "uncertainty_error_spearman": ev["uncertainty_error_spearman_test"],
+                   "uncertainty_error_spearman_floored": ev["uncertainty_error_spearman_floored_test"],
                    "uncertainty_error_spearman_candidates": spearman(scores, [c["error_median"] for c in cands]),
                    "md_seconds": md_seconds, "train_seconds": train_seconds}
         table = [{"stream_index": c["k"], "traj_id": c["run"].traj_id, **asdict(c["run"].spec), "score": c["score"],
@@ -415,8 +420,7 @@ def summarize(record: dict) -> dict[str, Any]:
     """Queries to threshold, iterations, reached, final test error and the learning curve of a record."""
     its = record["iterations"]
     stopped = record.get("stopped") or {}
-    curve = [{k: it["metrics"][k] for k in ("n_queries", "test_error_median", "uncertainty_rel_max",
-                                             "uncertainty_rel_mean", "uncertainty_error_spearman")} for it in its]
+    curve = [{k: it["metrics"].get(k) for k in CURVE_KEYS} for it in its]
     last = its[-1]["metrics"] if its else {}
     return {"queries_to_threshold": last.get("n_queries") if stopped.get("reached") else None,
             "iterations": len(its), "reached": bool(stopped.get("reached")), "stop_reason": stopped.get("reason"),
