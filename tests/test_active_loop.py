@@ -211,7 +211,7 @@ def test_mlflow_server_serves_parent_and_child_runs_over_rest(tiny) -> None:
         server.wait(timeout=30)
 
 
-def test_failed_candidate_is_dropped_with_its_reason_and_counted_and_the_loop_seed_is_kept(tiny) -> None:
+def test_failed_candidate_is_dropped_with_its_reason_and_counted_and_the_loop_seed_is_kept(tiny, caplog) -> None:
     """A candidate whose real MD blew up (50 fs steps) sits in the cache at its key: the loop drops it with
     the failure reason, refills the pool from the stream, counts it as a query (its MD was paid for), and a
     loop seed other than the params' seed is recorded and tagged while the data stay the same."""
@@ -236,6 +236,8 @@ def test_failed_candidate_is_dropped_with_its_reason_and_counted_and_the_loop_se
     assert first["pool"] == [0, 2] and list(first["dropped"]) == ["1"]
     assert "failed" in first["dropped"]["1"] and any(w in first["dropped"]["1"] for w in ("Lost atoms", "too far", "temperature"))
     assert first["metrics"]["n_queries"] == 3 + 3 and summary["n_queries"] == 7
+    assert any("candidate 1" in r.getMessage() and "dropped" in r.getMessage() and "failed" in r.getMessage()
+               for r in caplog.records)
     from dislomob.active.loop import initial_split
     from dislomob.train.data import load_graph_dir
 

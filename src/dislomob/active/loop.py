@@ -38,6 +38,7 @@ T in K, stresses in GPa.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from dislomob.active.pool import RunData, prepare_runs
 from dislomob.atomic import write_json
 from dislomob.config import Config
 
+log = logging.getLogger(__name__)
 RECORD = "record.json"
 CURVE_KEYS = ("n_queries", "test_error_median", "uncertainty_rel_max", "uncertainty_rel_mean", "uncertainty_rel_max_raw",
               "spread_calibration", "test_spread_error_ratio", "test_spread_error_ratio_raw",
@@ -256,6 +258,8 @@ def fill_pool(loop: Loop, pool: list[int]) -> tuple[dict[str, str], bool]:
                 pool.append(k)
             else:
                 dropped[str(k)] = run.reason or "unusable"
+                log.warning("%s loop: candidate %d (%s) dropped from the pool: %s", loop.strategy, k, run.traj_id,
+                            dropped[str(k)])
     return dropped, False
 
 
