@@ -1,1 +1,1 @@
-"""Discrete dislocation dynamics helpers: baseline mobility laws."""
+"""What DDD codes use: the dislocation network type and its file format (network), the fitted baseline laws (baselines)."""
