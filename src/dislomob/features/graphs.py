@@ -125,9 +125,11 @@ def targets(snap: Snapshot, later: list[NodeLine], cell: np.ndarray,
     return np.vstack(disp), moved
 
 
-def to_record(snap: Snapshot, disp: np.ndarray, later: list[NodeLine], cell: np.ndarray, info: dict[str, Any]) -> dict:
-    """A graph as a dict of plain tensors (the file format); ``info`` holds graph-level values."""
-    f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+def to_record(snap: Snapshot, disp: np.ndarray, later: list[NodeLine], cell: np.ndarray, info: dict[str, Any],
+              dtype: torch.dtype = torch.float32) -> dict:
+    """A graph as a dict of plain tensors (the file format); ``info`` holds graph-level values; real numbers
+    in ``dtype`` (float32 in graph files; float64 for DDD networks, dislomob.ddd.network_graph)."""
+    f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
     i64 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.long)  # noqa: E731
     n_gauss = len(snap.gp_seg) // len(snap.seg_src)
     gp_idx = np.arange(len(snap.gp_seg))
