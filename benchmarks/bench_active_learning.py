@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dislomob.active.candidates import candidate, test_set
+from dislomob.active.candidates import calibration_set, candidate, test_set
 from dislomob.active.loop import RECORD, run_strategy, summarize
 from dislomob.active.pool import prepare_runs, stream_budget
 from dislomob.atomic import atomic_path, write_json
@@ -63,6 +63,7 @@ def md_cost(cfg: Config) -> dict:
 
     ac = cfg.active
     parts = {"grid": initial_specs(cfg), "test": test_set(ac.test_trajectories, ac.test_seed, ac),
+             "calibration": calibration_set(ac.calibration_trajectories, ac.test_seed, ac),
              "stream": [candidate(k, ac.candidate_seed, ac) for k in range(stream_available(cfg))]}
     out = {}
     for name, specs in parts.items():
@@ -74,12 +75,14 @@ def md_cost(cfg: Config) -> dict:
 
 
 def cmd_data(cfg: Config, stream: int) -> dict:
-    """Simulate what the dataset lacks: the grid, the test set, then the stream in order up to ``stream``."""
+    """Simulate what the dataset lacks: the grid, the test set, the calibration set, then the stream in order
+    up to ``stream``."""
     from dislomob.md.dataset import simulate_dataset
 
     simulate_dataset(cfg, _md(cfg))
     ac = cfg.active
     for specs in (test_set(ac.test_trajectories, ac.test_seed, ac),
+                  calibration_set(ac.calibration_trajectories, ac.test_seed, ac),
                   [candidate(k, ac.candidate_seed, ac) for k in range(stream)]):
         prepare_runs(specs, cfg, _md(cfg), WORK / "al_graphs", progress=True, simulate=True, featurize=False)
     return md_cost(cfg)
@@ -90,7 +93,8 @@ def cmd_run(cfg: Config, seeds: list[int], strategies: list[str]) -> None:
     ac = cfg.active
     prepare_runs(initial_specs(cfg), cfg, _md(cfg), WORK / "graphs", progress=False, simulate=False, featurize=True)
     n = stream_available(cfg)
-    prepare_runs(test_set(ac.test_trajectories, ac.test_seed, ac) + [candidate(k, ac.candidate_seed, ac) for k in range(n)],
+    prepare_runs(test_set(ac.test_trajectories, ac.test_seed, ac) + calibration_set(ac.calibration_trajectories, ac.test_seed, ac)
+                 + [candidate(k, ac.candidate_seed, ac) for k in range(n)],
                  cfg, _md(cfg), WORK / "al_graphs", progress=False, simulate=False, featurize=True)
     for seed in seeds:
         for s in strategies:

@@ -66,3 +66,14 @@ def test_bad_active_values_name_key_and_allowed(active, words):
         parse_config({"active": active})
     for w in words:
         assert w in str(err.value)
+
+
+def test_calibration_set_is_its_own_stream_of_the_candidate_distribution():
+    cfg = ActiveConfig()
+    cal = stream.calibration_set(4, cfg.test_seed, cfg)
+    test = stream.test_set(4, cfg.test_seed, cfg)
+    cands = candidates(0, 4, cfg.test_seed, cfg)
+    assert not {(s.temperature_k, s.stress_gpa) for s in cal} & {(s.temperature_k, s.stress_gpa) for s in test + cands}
+    assert stream.calibration_set(2, cfg.test_seed, cfg) == cal[:2]
+    lo_t, hi_t = cfg.temperature_range_k
+    assert all(lo_t <= s.temperature_k <= hi_t and 0.1 <= s.stress_gpa <= 1.0 for s in cal)

@@ -28,7 +28,7 @@ def _tiny(tmp) -> Config:
     data["features"].update({"dt_ps": 0.1, "images": 1, "line_images": 1, "out_dir": str(tmp / "graphs")})
     data["train"].update({"members": 4, "width": 6, "depth": 1, "epochs": 3, "batch_size": 8,
                           "tracking_uri": f"sqlite:///{tmp}/mlflow/mlflow.db"})
-    data["active"].update({"pool_size": 2, "select": 1, "max_iterations": 1, "test_trajectories": 1,
+    data["active"].update({"pool_size": 2, "select": 1, "max_iterations": 1, "test_trajectories": 1, "calibration_trajectories": 1,
                            "temperature_range_k": [300.0, 600.0], "stress_range_gpa": [0.4, 0.8],
                            "threshold": 1e-6, "noise_floor_angstrom": 1e-9})  # steps of 0.1 ps move tiny lines
     # by far less than the demo's 0.7 A noise floor: spread / floor could fall below any threshold; with a
@@ -76,8 +76,8 @@ def test_both_strategies_share_md_log_to_mlflow_and_resume(tiny) -> None:
     passive = run_strategy(cfg, "passive", **paths)
     assert passive["iterations"] == 2 and passive["n_queries"] == 6
     md_after_both = sorted(p.name for p in (tmp / "al_md").glob("*.h5"))
-    # one test run, two pool candidates, one refill: the passive strategy ran no MD of its own
-    assert md_after_both == md_after_active and len(md_after_both) == 4
+    # one test run, one calibration run, two pool candidates, one refill: the passive strategy ran no MD of its own
+    assert md_after_both == md_after_active and len(md_after_both) == 5
     test_key = cand.test_set(1, cfg.active.test_seed, cfg.active)[0]
     rec = json.loads((tmp / "al" / "passive" / "record.json").read_text())
     assert rec["iterations"][0]["pool"] == [0, 1] and rec["iterations"][1]["pool"][-1] == 2
@@ -88,6 +88,14 @@ def test_both_strategies_share_md_log_to_mlflow_and_resume(tiny) -> None:
     assert test_key.temperature_k != table["candidates"][0]["temperature_k"]
     for c in table["candidates"]:
         assert c["score"] > 0 and c["error_median"] >= 0
+    # scores are the raw spread times the factor fitted on the held-out calibration run, which never trains
+    from dislomob.md.run import run_key
+
+    factor = rec["iterations"][0]["metrics"]["spread_calibration"]
+    assert factor > 0 and all(c["score"] == pytest.approx(factor * c["score_raw"], rel=1e-9) for c in table["candidates"])
+    cal_id = run_key(cand.calibration_set(1, cfg.active.test_seed, cfg.active)[0], cfg.md, cfg.material)
+    assert (tmp / "al_md" / f"{cal_id}.h5").is_file() and cal_id != run_key(test_key, cfg.md, cfg.material)
+    assert all(cal_id not in it["selected_ids"] and cal_id not in rec["split"]["train"] for it in rec["iterations"])
     runs = _runs(cfg, tmp)
     parents = {r.data.tags["strategy"]: r for r in runs if "strategy" in r.data.tags}
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -161,11 +161,12 @@ def _cmd_al_data(args: argparse.Namespace) -> int:
     from dislomob.active.pool import prepare_al_data
 
     out = prepare_al_data(cfg, args.md_dir, args.graphs_dir, progress=not args.quiet)
-    print(f"al-data: {out['n_test_usable']} of {out['n_test']} test runs and {out['n_candidates_usable']} of "
+    print(f"al-data: {out['n_test_usable']} of {out['n_test']} test runs, {out['n_calibration_usable']} of "
+          f"{out['n_calibration']} calibration runs and {out['n_candidates_usable']} of "
           f"{out['n_candidates']} candidates usable")
     for traj, why in out["unusable"].items():
         print(f"  unusable {traj}: {why}")
-    return 0 if out["n_test_usable"] else 1
+    return 0 if out["n_test_usable"] and (out["n_calibration_usable"] or not out["n_calibration"]) else 1
 
 
 def _cmd_al(args: argparse.Namespace) -> int:

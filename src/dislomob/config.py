@@ -249,9 +249,10 @@ class ActiveConfig(_Strict):
     ``test_trajectories`` fixed test runs come from the same distribution with ``test_seed``.
     ``noise_floor_angstrom`` is the DXA noise of a nodal displacement per step (dislomob.active.scoring:
     the denominator's floor, so that lines that barely move neither dominate nor vanish).
-    ``calibrate_spread``: scores are the raw spread times a factor fitted each iteration on the
-    validation trajectories only (typical error / typical spread; the members' spread alone is
-    over-confident), so the stop rule compares an error-sized uncertainty with ``threshold``.
+    ``calibrate_spread``: scores are the raw spread times a factor fitted each iteration on
+    ``calibration_trajectories`` held-out runs of the candidate distribution (own domain of
+    ``test_seed``; never trained or tested on): typical error / typical spread, so the stop rule
+    compares an error-sized uncertainty with ``threshold``.
     """
 
     pool_size: int = Field(3, ge=1, le=100_000)
@@ -265,6 +266,7 @@ class ActiveConfig(_Strict):
     test_trajectories: int = Field(3, ge=1, le=100_000)
     noise_floor_angstrom: float = Field(0.7, gt=0, le=1000)
     calibrate_spread: bool = True
+    calibration_trajectories: int = Field(2, ge=1, le=100_000)
     strategies: list[Literal["active", "passive"]] = ["active", "passive"]
     experiment: str = "dislomob-al"
 

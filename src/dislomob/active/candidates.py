@@ -4,7 +4,8 @@ Candidate k of a stream depends only on (seed, k): its generator is ``numpy.rand
 domain, k])``, so the k-th candidate is the same however many candidates are drawn before or after it,
 and the active and passive strategies, which consume the same stream, ask for the same MD runs (the
 content-addressed run cache runs each once). The test set uses its own seed and its own domain, so it
-never coincides with the candidate stream even when both seeds are equal.
+never coincides with the candidate stream even when both seeds are equal; the calibration set (held-out
+runs of the candidate distribution that fit the spread calibration) has a third domain of the test seed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dislomob.md.run import RunSpec
 
 CANDIDATE_DOMAIN = 0
 TEST_DOMAIN = 1
+CALIBRATION_DOMAIN = 2
 
 
 def draw(k: int, seed: int, cfg: ActiveConfig, domain: int, geometry: str = "dipole") -> RunSpec:
@@ -47,3 +49,9 @@ def candidates(start: int, count: int, seed: int, cfg: ActiveConfig, geometry: s
 def test_set(n: int, seed: int, cfg: ActiveConfig, geometry: str = "dipole") -> list[RunSpec]:
     """The ``n`` fixed test runs: the candidate distribution drawn from the test stream ``seed``."""
     return [draw(k, seed, cfg, TEST_DOMAIN, geometry) for k in range(n)]
+
+
+def calibration_set(n: int, seed: int, cfg: ActiveConfig, geometry: str = "dipole") -> list[RunSpec]:
+    """The ``n`` calibration runs: the candidate distribution drawn from its own domain of the stream ``seed``
+    (never trained on, never tested on; they only fit the spread calibration)."""
+    return [draw(k, seed, cfg, CALIBRATION_DOMAIN, geometry) for k in range(n)]

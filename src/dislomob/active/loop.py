@@ -21,8 +21,10 @@ the initial grid included (initial + the first pool + each refill; a candidate w
 too). The fixed test set is evaluation, not learning, and is not counted.
 
 Scores are calibrated (``active.calibrate_spread``, dislomob.active.scoring): each iteration the raw
-spread is multiplied by a factor fitted on the validation trajectories only; the raw values are
-recorded beside the calibrated ones.
+spread is multiplied by a factor fitted on the calibration set only (``active.calibration_trajectories``
+held-out runs of the candidate distribution, own stream, never trained or tested on; the grid's
+validation part is not the candidates' distribution: its slow 300-500 K / 0.25-0.5 GPa lines have
+larger relative errors); the raw values are recorded beside the calibrated ones.
 
 Each iteration is an MLflow child run of the strategy's parent run (tags ``strategy``, ``seed``), with
 the candidates' parameters and scores as a table artifact; the parent carries the same metrics as step
@@ -46,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from dislomob.active.candidates import candidate, test_set
+from dislomob.active.candidates import calibration_set, candidate, test_set
 from dislomob.active.pool import RunData, prepare_runs
 from dislomob.atomic import write_json
 from dislomob.config import Config
@@ -141,14 +143,14 @@ def evaluate_on_test(model, test: dict[str, list], floor: float, calibration: fl
             "per_trajectory": per_traj}
 
 
-def fit_calibration(model, val: dict[str, list], floor: float, enabled: bool) -> float:
-    """The spread calibration factor on the validation trajectories (1.0 when disabled)."""
+def fit_calibration(model, held_out: dict[str, list], floor: float, enabled: bool) -> float:
+    """The spread calibration factor on held-out trajectories (the calibration set; 1.0 when disabled)."""
     if not enabled:
         return 1.0
     from dislomob.active.scoring import spread_calibration
 
     errors, spreads = [], []
-    for graphs in val.values():
+    for graphs in held_out.values():
         st = trajectory_stats(model, graphs, floor)
         errors += st["error_floored"]
         spreads += st["spread"]
@@ -196,6 +198,7 @@ class Loop:
     record: dict
     graphs: dict[str, list]  # trajectory id -> graphs: the initial grid and the selected candidates
     test: dict[str, list]
+    calibration: dict[str, list]
 
     @property
     def train_ids(self) -> list[str]:
@@ -234,10 +237,21 @@ def open_loop(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_dir
     test = _graphs_of([r.graph_path for r in test_runs if r.usable])
     if not test:
         raise RuntimeError(f"no usable test trajectory among {len(test_runs)}: {record['test_dropped']}")
+    calibration: dict[str, list] = {}
+    if ac.calibrate_spread:
+        t0 = time.perf_counter()
+        cal_runs = prepare_runs(calibration_set(ac.calibration_trajectories, ac.test_seed, ac), cfg, md_dir, graphs_dir,
+                                progress, simulate)
+        record["calibration_dropped"] = {r.traj_id: r.reason for r in cal_runs if not r.usable}
+        record["pending_md_seconds"] += time.perf_counter() - t0
+        calibration = _graphs_of([r.graph_path for r in cal_runs if r.usable])
+        if not calibration:
+            raise RuntimeError(f"no usable calibration trajectory among {len(cal_runs)}: {record['calibration_dropped']}")
     _reopen(record, cfg, strategy, seed)
     for it in record["iterations"]:
         graphs.update(_graphs_of([Path(graphs_dir) / f"{t}.pt" for t in it["selected_ids"]]))
-    return Loop(cfg, strategy, seed, home, Path(md_dir), Path(graphs_dir), progress, simulate, record, graphs, test)
+    return Loop(cfg, strategy, seed, home, Path(md_dir), Path(graphs_dir), progress, simulate, record, graphs, test,
+                calibration)
 
 
 def fill_pool(loop: Loop, pool: list[int]) -> tuple[dict[str, str], bool]:
@@ -298,7 +312,7 @@ def run_iteration(loop: Loop, pool: list[int], dropped: dict[str, str], md_secon
                              progress=loop.progress, parts={"train": train_ids, "val": val_ids})
         train_seconds = time.perf_counter() - t0
         model, floor = res.model, ac.noise_floor_angstrom
-        calibration = fit_calibration(model, {t: loop.graphs[t] for t in val_ids}, floor, ac.calibrate_spread)
+        calibration = fit_calibration(model, loop.calibration, floor, ac.calibrate_spread)
         ev = evaluate_on_test(model, loop.test, floor, calibration)
         cands = score_pool(loop, model, pool, calibration)
         scores = [c["score"] for c in cands]

@@ -83,17 +83,20 @@ def stream_budget(cfg: Config) -> int:
 
 
 def prepare_al_data(cfg: Config, md_dir: str | Path, graphs_dir: str | Path, progress: bool = True) -> dict:
-    """Simulate and featurize the fixed test set and the stream's candidates until :func:`stream_budget` of
+    """Simulate and featurize the fixed test set, the calibration set and the stream's candidates until :func:`stream_budget` of
     them are usable (a failed run is replaced by the next candidate, at most the budget again), shared by
     every strategy; return counts and the reasons of unusable runs."""
-    from dislomob.active.candidates import candidates, test_set
+    from dislomob.active.candidates import calibration_set, candidates, test_set
 
     ac = cfg.active
     test = prepare_runs(test_set(ac.test_trajectories, ac.test_seed, ac), cfg, md_dir, graphs_dir, progress)
+    cal = prepare_runs(calibration_set(ac.calibration_trajectories, ac.test_seed, ac) if ac.calibrate_spread else [],
+                       cfg, md_dir, graphs_dir, progress)
     budget, stream = stream_budget(cfg), []
     while sum(r.usable for r in stream) < budget and len(stream) < 2 * budget:
         need = min(budget - sum(r.usable for r in stream), 2 * budget - len(stream))
         stream += prepare_runs(candidates(len(stream), need, ac.candidate_seed, ac), cfg, md_dir, graphs_dir, progress)
     return {"n_test": len(test), "n_test_usable": sum(r.usable for r in test),
+            "n_calibration": len(cal), "n_calibration_usable": sum(r.usable for r in cal),
             "n_candidates": len(stream), "n_candidates_usable": sum(r.usable for r in stream),
-            "unusable": {r.traj_id: r.reason for r in test + stream if not r.usable}}
+            "unusable": {r.traj_id: r.reason for r in test + cal + stream if not r.usable}}
