@@ -122,9 +122,14 @@ def cmd_report(cfg: Config) -> dict:
         loops.setdefault(rec_path.parent.parent.name.removeprefix("seed"), {})[rec["strategy"]] = summarize(rec)
     per_seed = {}
     for seed, by in sorted(loops.items()):
-        row = {s: {k: v for k, v in d.items() if k != "curve"} for s, d in by.items()}
-        if {"active", "passive"} <= set(by) and by["active"]["curve"] and by["passive"]["curve"]:
+        row = {s: {**{k: v for k, v in d.items() if k != "curve"},
+                   "uncertainty_error_spearman_floored": d["curve"][-1]["uncertainty_error_spearman_floored"] if d["curve"] else None}
+               for s, d in by.items()}
+        ended = {s for s, d in by.items() if d["curve"] and d["stop_reason"] not in (None, "stream_exhausted")}
+        if {"active", "passive"} <= ended:
             row["equal_error"] = _equal_error_saving(by["active"]["curve"], by["passive"]["curve"])
+        else:
+            row["equal_error"] = "pending: a loop has not ended (its dataset ends first)"
         per_seed[seed] = row
 
     def med(strategy: str, key: str):
