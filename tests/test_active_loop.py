@@ -258,3 +258,17 @@ def test_failed_candidate_is_dropped_with_its_reason_and_counted_and_the_loop_se
     with pytest.raises(ValueError, match="seed=5 not allowed"):
         run_strategy(cfg, "passive", initial_graphs_dir=tmp / "graphs", md_dir=md, graphs_dir=tmp / "al_graphs_fail",
                      work_dir=tmp / "al_fail", progress=False, seed=5)
+
+
+def test_offline_loop_refuses_an_incomplete_fixed_test_set(tiny) -> None:
+    """Offline, a test run the caches lack is an error naming it (a test set that grew between iterations
+    would not be fixed), not a silently smaller test set; nothing is trained or recorded."""
+    from dislomob.errors import InputFileError
+    from dislomob.md.run import run_key
+
+    cfg, tmp = tiny
+    missing = run_key(cand.test_set(1, cfg.active.test_seed, cfg.active)[0], cfg.md, cfg.material)
+    with pytest.raises(InputFileError, match=f"test set incomplete.*{missing}"):
+        run_strategy(cfg, "active", initial_graphs_dir=tmp / "graphs", md_dir=tmp / "no_md", graphs_dir=tmp / "no_graphs",
+                     work_dir=tmp / "al_incomplete", progress=False, simulate=False)
+    assert not list((tmp / "al_incomplete").rglob("*.pt")) and not (tmp / "al_incomplete" / "active" / "record.json").exists()

@@ -209,6 +209,20 @@ class Loop:
         return len(self.record["split"]["train"]) + len(self.record["split"]["val"])
 
 
+def _held_out(runs: list[RunData], what: str) -> dict[str, list]:
+    """Graphs of the usable runs of a fixed held-out set; one the caches lack is an error (a set that grew
+    between iterations would not be fixed), a failed one is left out for good (its reason is recorded)."""
+    from dislomob.errors import InputFileError
+
+    missing = [r.reason for r in runs if r.missing]
+    if missing:
+        raise InputFileError(f"{what} set incomplete, run `dislomob al-data` (or simulate online): {missing}")
+    graphs = _graphs_of([r.graph_path for r in runs if r.usable])
+    if not graphs:
+        raise RuntimeError(f"no usable {what} trajectory among {len(runs)}: {[r.reason for r in runs]}")
+    return graphs
+
+
 def open_loop(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_dir: str | Path, graphs_dir: str | Path,
               work_dir: str | Path, progress: bool = True, simulate: bool = True, seed: int | None = None) -> Loop:
     """Read (or start) the strategy's record, the initial grid, the fixed test set and the selected graphs."""
@@ -234,9 +248,7 @@ def open_loop(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_dir
                              simulate)
     record["test_dropped"] = {r.traj_id: r.reason for r in test_runs if not r.usable}
     record["pending_md_seconds"] = record.get("pending_md_seconds", 0.0) + time.perf_counter() - t0
-    test = _graphs_of([r.graph_path for r in test_runs if r.usable])
-    if not test:
-        raise RuntimeError(f"no usable test trajectory among {len(test_runs)}: {record['test_dropped']}")
+    test = _held_out(test_runs, "test")
     calibration: dict[str, list] = {}
     if ac.calibrate_spread:
         t0 = time.perf_counter()
@@ -244,9 +256,7 @@ def open_loop(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_dir
                                 progress, simulate)
         record["calibration_dropped"] = {r.traj_id: r.reason for r in cal_runs if not r.usable}
         record["pending_md_seconds"] += time.perf_counter() - t0
-        calibration = _graphs_of([r.graph_path for r in cal_runs if r.usable])
-        if not calibration:
-            raise RuntimeError(f"no usable calibration trajectory among {len(cal_runs)}: {record['calibration_dropped']}")
+        calibration = _held_out(cal_runs, "calibration")
     _reopen(record, cfg, strategy, seed)
     for it in record["iterations"]:
         graphs.update(_graphs_of([Path(graphs_dir) / f"{t}.pt" for t in it["selected_ids"]]))
