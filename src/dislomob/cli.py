@@ -232,6 +232,28 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    if args.model.startswith("models:/"):
+        raise InputFileError(f"predict --model {args.model}: the model registry is not built yet; give the path of an "
+                             "ensemble file written by save_ensemble (e.g. models/train/ensemble.pt)")
+    for what, path in (("model", Path(args.model)), ("network", Path(args.network))):
+        if not path.is_file():
+            raise InputFileError(f"predict: {what} file {path} not found")
+    cfg = load_config(args.params)  # before torch is imported: a bad params file fails in a second
+    from dislomob.ddd.law import predict_network_file
+
+    out = predict_network_file(args.model, args.network, cfg)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{out['network']}: {out['n_nodes']} nodes, T = {out['temperature_k']} K, stress {out['stress_source']}, "
+          f"model {out['model']}")
+    print(f"{'node':>6} {'vx (m/s)':>14} {'vy (m/s)':>14} {'vz (m/s)':>14} {'sigma (m/s)':>14}")
+    for i, (v, s) in enumerate(zip(out["velocity_m_per_s"], out["sigma_m_per_s"])):
+        print(f"{i:>6d} {v[0]:>14.6g} {v[1]:>14.6g} {v[2]:>14.6g} {s:>14.6g}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `dislomob` command."""
     p = argparse.ArgumentParser(prog="dislomob", description=__doc__)
@@ -299,6 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.add_argument("--skip-ps", type=float, default=1.0, help="ignore the first ps when fitting velocities")
     i.set_defaults(func=_cmd_inspect)
+
+    pr = sub.add_parser("predict", help="nodal velocities (m/s) and their ensemble spread for a DDD network file")
+    pr.add_argument("--model", required=True,
+                    help="ensemble file written by save_ensemble (e.g. models/train/ensemble.pt); registry URIs "
+                         "(models:/<name>@champion) are refused until the registry is built")
+    pr.add_argument("network", help="network JSON file (docs/ddd_network_format.md)")
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.set_defaults(func=_cmd_predict)
     return p
 
 
