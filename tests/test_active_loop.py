@@ -11,6 +11,7 @@ import pytest
 
 from dislomob.active import candidates as cand
 from dislomob.active.loop import compare, run_strategy, spearman
+from dislomob.active.pool import prepare_runs
 from dislomob.config import Config, parse_config
 from dislomob.features.featurize import featurize_dataset
 from dislomob.md.dataset import simulate_dataset
@@ -272,3 +273,42 @@ def test_offline_loop_refuses_an_incomplete_fixed_test_set(tiny) -> None:
         run_strategy(cfg, "active", initial_graphs_dir=tmp / "graphs", md_dir=tmp / "no_md", graphs_dir=tmp / "no_graphs",
                      work_dir=tmp / "al_incomplete", progress=False, simulate=False)
     assert not list((tmp / "al_incomplete").rglob("*.pt")) and not (tmp / "al_incomplete" / "active" / "record.json").exists()
+
+
+def test_offline_loop_stopped_by_a_partial_refill_continues_with_the_same_candidates(tiny) -> None:
+    """Pool 3, select 2: iteration 1 needs candidates 3 and 4; with only 3 in the cache the loop stops
+    (stream_exhausted) without keeping a half-filled pool, and once 4 exists it continues with pool
+    [the one left, 3, 4]: no candidate of the stream is skipped."""
+    import shutil
+
+    from dislomob.md.run import run_key
+
+    cfg, tmp = tiny
+    ac = cfg.active.model_copy(update={"pool_size": 3, "select": 2, "max_iterations": 1})
+    cfg = cfg.model_copy(update={"active": ac})
+    src, md, graphs = tmp / "al_md_src", tmp / "al_md_partial", tmp / "al_graphs_partial"
+    src.mkdir()
+    for p in (tmp / "al_md").glob("*.h5"):
+        shutil.copy(p, src / p.name)
+    held = cand.test_set(1, ac.test_seed, ac) + cand.calibration_set(1, ac.test_seed, ac)
+    stream = cand.candidates(0, 5, ac.candidate_seed, ac)
+    prepare_runs(held + stream, cfg, src, tmp / "al_graphs_src", progress=False)  # MD the cache lacks
+    md.mkdir()
+    for spec in held + stream[:4]:
+        name = f"{run_key(spec, cfg.md, cfg.material)}.h5"
+        shutil.copy(src / name, md / name)
+    prepare_runs(held + stream[:4], cfg, md, graphs, progress=False, simulate=False, featurize=True)
+    paths = dict(initial_graphs_dir=tmp / "graphs", md_dir=md, graphs_dir=graphs, work_dir=tmp / "al_partial",
+                 progress=False, simulate=False)
+    first = run_strategy(cfg, "active", **paths)
+    rec = json.loads((tmp / "al_partial" / "active" / "record.json").read_text())
+    assert first["stop_reason"] == "stream_exhausted" and first["iterations"] == 1
+    assert rec["next_stream_index"] == 3 and len(rec["iterations"][0]["pool_left"]) == 1
+    left = rec["iterations"][0]["pool_left"][0]
+    name = f"{run_key(stream[4], cfg.md, cfg.material)}.h5"
+    shutil.copy(src / name, md / name)
+    prepare_runs(stream[4:], cfg, md, graphs, progress=False, simulate=False, featurize=True)
+    second = run_strategy(cfg, "active", **paths)
+    rec = json.loads((tmp / "al_partial" / "active" / "record.json").read_text())
+    assert second["iterations"] == 2 and rec["iterations"][1]["pool"] == [left, 3, 4]
+    assert second["n_queries"] == 3 + 5 and rec["stopped"]["reason"] == "max_iterations"

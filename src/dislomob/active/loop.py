@@ -267,15 +267,19 @@ def open_loop(cfg: Config, strategy: str, initial_graphs_dir: str | Path, md_dir
 def fill_pool(loop: Loop, pool: list[int]) -> tuple[dict[str, str], bool]:
     """Fill ``pool`` (stream indices, in place) to ``pool_size`` from the candidate stream; unusable runs are
     dropped with their reasons. Returns (dropped, exhausted): offline, the stream is exhausted at the
-    first candidate the MD cache lacks (the stream index stays there, so a later call continues)."""
+    first candidate the MD cache lacks; the pool and the stream index are then left as they were (the
+    record keeps no half-filled pool), so a later call fills the same candidates in the same order."""
     ac, rec = loop.cfg.active, loop.record
     dropped: dict[str, str] = {}
+    start_index, start_len = rec["next_stream_index"], len(pool)
     while len(pool) < ac.pool_size:
         ks = list(range(rec["next_stream_index"], rec["next_stream_index"] + ac.pool_size - len(pool)))
         runs = prepare_runs([candidate(k, ac.candidate_seed, ac) for k in ks], loop.cfg, loop.md_dir, loop.graphs_dir,
                             loop.progress, loop.simulate)
         for k, run in zip(ks, runs):
             if run.missing:
+                rec["next_stream_index"] = start_index
+                del pool[start_len:]
                 return dropped, True
             rec["next_stream_index"] = k + 1
             if run.usable:
