@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dislomob import graph_schema as S
 from dislomob.cli import main
@@ -26,11 +25,8 @@ from dislomob.ddd.adapters import (
 )
 from dislomob.ddd.law import MobilityLaw
 from dislomob.ddd.network import DislocationNetwork, read_network
-from dislomob.ddd.network_graph import network_graph
-from dislomob.features.invariants import graph_features
 from dislomob.md.crystal import BURGERS, PLANE_NORMAL
-from dislomob.model.ensemble import save_ensemble
-from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
+from ddd_helpers import untrained_law_file
 from model_helpers import torch_one_thread  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +44,7 @@ UNITS = ReducedUnits(B_LEN, MU_GPA, CS)
 
 @pytest.fixture(scope="module")
 def law_file(tmp_path_factory) -> Path:
-    """An untrained float64 ensemble (scales fitted on the sample dipole's graph) saved with save_ensemble."""
-    model = EnsemblePIGNN(PIGNNHParams(members=3, width=5, seed=1)).double()
-    node_x, gp_x = graph_features(network_graph(read_network(DIPOLE_FILE), CFG).graph, torch.float64)
-    model.fit_scales(node_x, gp_x, speed_rms=15.0, force_rms=0.4)
-    path = tmp_path_factory.mktemp("law") / "ensemble.pt"
-    save_ensemble(model, path)
-    return path
+    return untrained_law_file(tmp_path_factory.mktemp("law"), members=3, seed=1, cfg=CFG)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dislomob import graph_schema as S
 from dislomob.config import Config
@@ -31,10 +30,8 @@ from dislomob.ddd.network import (
     NODE_PINNED, NODE_SURFACE, DislocationNetwork, read_network, segment_vectors, write_network,
 )
 from dislomob.ddd.network_graph import UnsupportedNetworkError, network_graph
-from dislomob.features.invariants import graph_features
 from dislomob.md.crystal import BURGERS, PLANE_NORMAL
-from dislomob.model.ensemble import save_ensemble
-from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
+from ddd_helpers import untrained_law_file
 from model_helpers import random_rotation, torch_one_thread  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +45,7 @@ SPACING_ANGSTROM = 10.0 * CFG.features.node_spacing_nm
 
 @pytest.fixture(scope="module")
 def law_file(tmp_path_factory) -> Path:
-    """An untrained float64 ensemble (scales fitted on the sample dipole's graph) saved with save_ensemble."""
-    model = EnsemblePIGNN(PIGNNHParams(members=4, width=5, seed=0)).double()
-    node_x, gp_x = graph_features(network_graph(read_network(DIPOLE_FILE), CFG).graph, torch.float64)
-    model.fit_scales(node_x, gp_x, speed_rms=15.0, force_rms=0.4)
-    path = tmp_path_factory.mktemp("law") / "ensemble.pt"
-    save_ensemble(model, path)
-    return path
+    return untrained_law_file(tmp_path_factory.mktemp("law"), members=4, seed=0, cfg=CFG)
 
 
 @pytest.fixture(scope="module")
