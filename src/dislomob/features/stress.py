@@ -11,14 +11,19 @@ where K(r) is the closed-form antiderivative of the line integral along t (writt
 FS/RH Burgers vector), tensile stress positive, so the Peach-Koehler force per length on a line
 with sense xi and Burgers vector b is (sigma . b) x xi.
 
-Everything is evaluated for (points x segment endpoints) pairs in float64 with numpy, in
-structure-of-arrays form, chunked so that at most ``max_pairs`` pairs are in flight (about 0.3 KiB
-of temporaries per pair, so the default chunk stays in the L2 cache).
+``segment_stress`` / ``semi_infinite_stress`` run the compiled kernel of
+:mod:`dislomob.features.stress_kernel` (numba, all cores, no temporaries per pair). The numpy
+versions ``segment_stress_reference`` / ``semi_infinite_stress_reference`` are the reference the
+kernel is tested against: (points x segment endpoints) pairs in float64, structure-of-arrays form,
+chunked so that at most ``max_pairs`` pairs are in flight (about 0.3 KiB of temporaries per pair,
+so the default chunk stays in the L2 cache).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from dislomob.features.stress_kernel import endpoint_stress
 
 DEFAULT_MAX_PAIRS = 1 << 13  # (point, endpoint) pairs per chunk: ~30 arrays of 64 KiB stay in L2
 
@@ -112,13 +117,29 @@ def segment_stress(
     nu: float,
     a: float,
     max_pairs: int = DEFAULT_MAX_PAIRS,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Stress (n_points, 3, 3) at ``points`` summed over straight segments starts->ends, units of ``mu``.
 
     Lengths (points, segment ends, Burgers vectors (n_seg, 3), core width ``a``) in any one unit.
-    Non-singular isotropic theory of Cai et al. (2006); memory is bounded by ``max_pairs`` pairs.
+    Non-singular isotropic theory of Cai et al. (2006), compiled kernel on ``threads`` threads (None: all
+    cores); ``max_pairs`` (>= 1) only bounds the chunks of the numpy reference, the kernel needs no chunks.
     """
-    return _stress(points, starts, ends, burgers, mu, nu, a, max_pairs, semi_infinite=False)
+    return _stress(points, starts, ends, burgers, mu, nu, a, max_pairs, semi_infinite=False, threads=threads)
+
+
+def segment_stress_reference(
+    points: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    burgers: np.ndarray,
+    mu: float,
+    nu: float,
+    a: float,
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+) -> np.ndarray:
+    """Numpy reference of :func:`segment_stress` (n_points, 3, 3), units of ``mu``; memory bounded by ``max_pairs``."""
+    return _stress(points, starts, ends, burgers, mu, nu, a, max_pairs, semi_infinite=False, reference=True)
 
 
 def semi_infinite_stress(
@@ -130,16 +151,32 @@ def semi_infinite_stress(
     nu: float,
     a: float,
     max_pairs: int = DEFAULT_MAX_PAIRS,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Stress (n_points, 3, 3) of semi-infinite segments from ``starts`` to infinity along ``directions``.
 
-    Same units and theory as :func:`segment_stress`; K vanishes at +infinity along t, so T = -K(P0 - x).
-    A line coming from -infinity into P is the segment from P along -t with Burgers vector -b.
+    Same units, theory and threads as :func:`segment_stress`; K vanishes at +infinity along t, so
+    T = -K(P0 - x). A line coming from -infinity into P is the segment from P along -t with Burgers vector -b.
     """
-    return _stress(points, starts, directions, burgers, mu, nu, a, max_pairs, semi_infinite=True)
+    return _stress(points, starts, directions, burgers, mu, nu, a, max_pairs, semi_infinite=True, threads=threads)
 
 
-def _stress(points, starts, second, burgers, mu, nu, a, max_pairs, semi_infinite: bool) -> np.ndarray:
+def semi_infinite_stress_reference(
+    points: np.ndarray,
+    starts: np.ndarray,
+    directions: np.ndarray,
+    burgers: np.ndarray,
+    mu: float,
+    nu: float,
+    a: float,
+    max_pairs: int = DEFAULT_MAX_PAIRS,
+) -> np.ndarray:
+    """Numpy reference of :func:`semi_infinite_stress` (n_points, 3, 3), units of ``mu``."""
+    return _stress(points, starts, directions, burgers, mu, nu, a, max_pairs, semi_infinite=True, reference=True)
+
+
+def _stress(points, starts, second, burgers, mu, nu, a, max_pairs, semi_infinite: bool, threads: int | None = None,
+            reference: bool = False) -> np.ndarray:
     _check_material(mu, nu, a)
     if max_pairs < 1:
         raise ValueError(f"max_pairs={max_pairs} not allowed: >= 1")
@@ -163,6 +200,8 @@ def _stress(points, starts, second, burgers, mu, nu, a, max_pairs, semi_infinite
         ends, sign = np.vstack([p1, p0]), np.concatenate([np.ones(len(p0)), -np.ones(len(p0))])
         t, b, bt = np.vstack([t, t]), np.vstack([b, b]), np.vstack([bt, bt])
     a2 = float(a) * float(a)
+    if not reference:
+        return endpoint_stress(x, ends, sign, t, b, bt, nu, a2, mu / (4.0 * np.pi * (1.0 - nu)), threads)
     out = np.zeros((len(x), 3, 3))
     if len(x) == 0 or len(ends) == 0:
         return out
