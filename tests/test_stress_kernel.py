@@ -91,6 +91,8 @@ def test_near_parallel_lines_far_along_their_axis_match_the_reference():
     got = segment_stress(pts, s0, s1, b, MU, NU, 1.0)
     ref = segment_stress_reference(pts, s0, s1, b, MU, NU, 1.0)
     assert _term_rel_err(pts, got, ref, s0, s1, b, 1.0) < TOL
+    if np.finfo(np.longdouble).eps > 1e-17:
+        pytest.skip("numpy's long double is plain double on this platform")
     # the kernel is as close as the reference to an extended-precision evaluation of the same formula
     exact = _extended_precision(pts, s0, s1, b, 1.0)
     err_got, err_ref = (np.max(np.abs(v - exact), axis=(1, 2)) for v in (got, ref))
