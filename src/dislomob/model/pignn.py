@@ -11,7 +11,8 @@ line: m_hat = n_hat x xi (glide) and c_hat = xi x m_hat (out of the plane: cross
 B- and E-nets see only symmetry-invariant inputs (dislomob.features.invariants), so by construction
 (xi, b) -> (-xi, -b) gives the same velocity, a reversed resolved shear gives the reversed glide, and
 zero stress gives zero motion, whatever the weights. The 3*M networks (F, B, E for every member)
-share one stacked HeteroSAGE computation.
+share one stacked HeteroSAGE computation; with per-net widths (``width_f``, ``width_b``, ``width_e``, e.g.
+from the ``tune`` stage) that differ, each of F, B and E stacks its M members in a trunk of its own width.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dislomob.model.line_geometry import motion_axes, node_stress, node_tangent
 
 K_B_EV_PER_K = 8.617333262e-5
 NETS = ("F", "B", "E")
+WIDTH_KEYS = ("width_f", "width_b", "width_e")
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,28 @@ class PIGNNHParams:
     energy_scale_ev: float = 0.01
     drag_floor: float = 1e-3
     glide_only: bool = False
+    width_f: int | None = None
+    width_b: int | None = None
+    width_e: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("members", "node_in", "gp_in", "width", "depth"):
             if getattr(self, key) < 1:
                 raise ValueError(f"PIGNNHParams.{key}={getattr(self, key)}: allowed >= 1")
+        for key in WIDTH_KEYS:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"PIGNNHParams.{key}={getattr(self, key)}: allowed >= 1 or None (= width)")
         if not (self.energy_scale_ev > 0 and self.drag_floor > 0):
             raise ValueError(f"energy_scale_ev={self.energy_scale_ev} and drag_floor={self.drag_floor} must be > 0")
 
+    @property
+    def net_widths(self) -> tuple[int, int, int]:
+        """Hidden widths of the F-, B- and E-nets (a per-net width of None takes ``width``)."""
+        return tuple(self.width if w is None else int(w) for w in (self.width_f, self.width_b, self.width_e))
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Field values; per-net widths left at None are omitted (files keep the layout from before them)."""
+        return {k: v for k, v in asdict(self).items() if not (k in WIDTH_KEYS and v is None)}
 
 
 def member_seeds(seed: int, net: int, members: int) -> list[int]:
@@ -74,11 +88,18 @@ class EnsemblePIGNN(nn.Module):
         super().__init__()
         self.hp = hp
         m = hp.members
-        seeds = [s for k in range(3) for s in member_seeds(hp.seed, k, m)]
-        self.trunk = HeteroSAGE(3 * m, hp.node_in, hp.gp_in, hp.width, hp.depth, seeds)
-        self.head_f = GroupedLinear(m, hp.width, 1 if hp.glide_only else 2, [s + 7 for s in member_seeds(hp.seed, 0, m)])
-        self.head_b = GroupedLinear(m, hp.width, 1, [s + 7 for s in member_seeds(hp.seed, 1, m)])
-        self.head_e = GroupedLinear(m, hp.width, 1, [s + 7 for s in member_seeds(hp.seed, 2, m)])
+        wf, wb, we = hp.net_widths
+        if wf == wb == we:  # one stacked trunk for all 3M nets (the layout of every file before per-net widths)
+            seeds = [s for k in range(3) for s in member_seeds(hp.seed, k, m)]
+            self.trunk = HeteroSAGE(3 * m, hp.node_in, hp.gp_in, wf, hp.depth, seeds)
+            self.trunks = None
+        else:  # one trunk per net; group seeds as in the stacked trunk, so a net's weights depend on its width only
+            self.trunk = None
+            self.trunks = nn.ModuleList([HeteroSAGE(m, hp.node_in, hp.gp_in, w, hp.depth, member_seeds(hp.seed, k, m))
+                                         for k, w in enumerate(hp.net_widths)])
+        self.head_f = GroupedLinear(m, wf, 1 if hp.glide_only else 2, [s + 7 for s in member_seeds(hp.seed, 0, m)])
+        self.head_b = GroupedLinear(m, wb, 1, [s + 7 for s in member_seeds(hp.seed, 1, m)])
+        self.head_e = GroupedLinear(m, we, 1, [s + 7 for s in member_seeds(hp.seed, 2, m)])
         self.register_buffer("node_mean", torch.zeros(hp.node_in))
         self.register_buffer("node_std", torch.ones(hp.node_in))
         self.register_buffer("gp_mean", torch.zeros(hp.gp_in))
@@ -116,16 +137,21 @@ class EnsemblePIGNN(nn.Module):
         n2g = mean_adjacency(batch[S.NODE_TO_GP].edge_index, n_node, gp_x.shape[0])
         x_node = _standardize(node_x, self.node_mean, self.node_std)
         x_gp = _standardize(gp_x, self.gp_mean, self.gp_std)
-        h = self.trunk(x_node, x_gp, g2n.to(dtype), n2g.to(dtype))  # (n, 3M, width)
+        g2n, n2g = g2n.to(dtype), n2g.to(dtype)
+        if self.trunk is not None:
+            h = self.trunk(x_node, x_gp, g2n, n2g)  # (n, 3M, width)
+            h_f, h_b, h_e = h[:, :m], h[:, m:2 * m], h[:, 2 * m:]
+        else:
+            h_f, h_b, h_e = (t(x_node, x_gp, g2n, n2g) for t in self.trunks)  # (n, M, width of the net)
         frame = node.frame.to(dtype)
         axes = motion_axes(node_tangent(batch, dtype), frame)  # (n, 2, 3) Cartesian
         pk = peach_koehler(batch, dtype)  # (n, 3) GPa
         k = 1 if self.hp.glide_only else 2
         pk_axes = torch.einsum("nc,nkc->nk", pk, axes[:, :k]) / self.force_scale  # (n, k)
-        gain = tf.softplus(self.head_f(h[:, :m])) * self.speed_scale  # (n, M, k) >= 0, Angstrom/ps
+        gain = tf.softplus(self.head_f(h_f)) * self.speed_scale  # (n, M, k) >= 0, Angstrom/ps
         force = torch.einsum("nmk,nk,nkc,nic->nmi", gain, pk_axes, axes[:, :k], frame)  # (n, M, 3) local
-        drag = tf.softplus(self.head_b(h[:, m:2 * m])[..., 0]) + self.hp.drag_floor  # (n, M)
-        energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h[:, 2 * m:])[..., 0])
+        drag = tf.softplus(self.head_b(h_b)[..., 0]) + self.hp.drag_floor  # (n, M)
+        energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h_e)[..., 0])
         temp = node.temperature_k.to(dtype).clamp_min(1e-3)[:, None]
         dt = _node_dt(batch, n_node).to(dtype)[:, None]
         dx_local = (dt * torch.exp(-energy / (K_B_EV_PER_K * temp)) / drag)[..., None] * force
