@@ -1,0 +1,189 @@
+"""The trained ensemble as one plain-tensor module that ``torch.export`` can capture.
+
+:class:`ExportLaw` does in torch what :func:`dislomob.ddd.network_graph.network_graph` (quadrature-stress
+path) and :func:`dislomob.model.predict.predict` on an :class:`dislomob.model.pignn.EnsemblePIGNN` do, with
+``index_add`` aggregations instead of PyG message passing and no data-dependent shapes. Its state dict has
+exactly the keys of the ensemble's, so it loads the same weights, scales and active members. Inputs and
+outputs follow :mod:`dislomob.export.contract` (Angstrom, GPa, K in; m/s out).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as tf
+from torch import Tensor, nn
+
+from dislomob.ddd.network import NODE_PINNED
+from dislomob.export.contract import U_CLIP
+from dislomob.features.invariants import gp_invariants
+from dislomob.model.consistency import ANGSTROM_PER_PS_TO_M_PER_S
+from dislomob.model.heterosage import GroupedLinear
+from dislomob.model.line_geometry import motion_axes
+from dislomob.model.pignn import K_B_EV_PER_K, EnsemblePIGNN, PIGNNHParams
+
+U_KEY_STRIDE = 4.0  # sort key segment * stride + u keeps the segments apart for u in U_CLIP
+
+
+class _Layer(nn.Module):
+    """The weights of one HeteroSAGE layer (same names as dislomob.model.heterosage.HeteroSAGELayer)."""
+
+    def __init__(self, groups: int, node_in: int, gp_in: int, width: int, update_gp: bool):
+        super().__init__()
+        seeds = [0] * groups
+        self.node_from_gp = GroupedLinear(groups, gp_in, width, seeds)
+        self.node_self = GroupedLinear(groups, node_in, width, seeds, bias=False)
+        self.update_gp = update_gp
+        if update_gp:
+            self.gp_from_node = GroupedLinear(groups, width, width, seeds)
+            self.gp_self = GroupedLinear(groups, gp_in, width, seeds, bias=False)
+
+
+class _Trunk(nn.Module):
+    """The stacked HeteroSAGE weights (same names as dislomob.model.heterosage.HeteroSAGE)."""
+
+    def __init__(self, hp: PIGNNHParams):
+        super().__init__()
+        g = 3 * hp.members
+        self.layers = nn.ModuleList(
+            _Layer(g, hp.node_in if k == 0 else hp.width, hp.gp_in if k == 0 else hp.width, hp.width, k < hp.depth - 1)
+            for k in range(hp.depth))
+
+
+def _mean_into(x: Tensor, src: Tensor, dst: Tensor, count: Tensor) -> Tensor:
+    """Mean over edges (src -> dst) of source features x (n_src, ...) -> (len(count), ...)."""
+    total = x.new_zeros((count.shape[0],) + tuple(x.shape[1:])).index_add(0, dst, x[src])
+    return total / count.reshape((-1,) + (1,) * (x.dim() - 1))
+
+
+def inverse_3x3(a: Tensor) -> Tensor:
+    """Inverse of a 3x3 matrix from cross products of its rows (no LAPACK call in the compiled package)."""
+    cols = torch.stack([torch.cross(a[1], a[2], dim=-1), torch.cross(a[2], a[0], dim=-1),
+                        torch.cross(a[0], a[1], dim=-1)], dim=1)
+    return cols / (a[0] * cols[:, 0]).sum()
+
+
+def frames_from(burgers: Tensor, normals: Tensor) -> Tensor:
+    """Frames (n, 3, 3) rows (b_hat, n_hat, s_hat) of Burgers vectors and plane normals (n, 3), as
+    dislomob.features.local_frame.line_frame builds them (the in-plane check is the caller's)."""
+    bh = burgers / burgers.norm(dim=-1, keepdim=True)
+    nh = normals / normals.norm(dim=-1, keepdim=True)
+    nh = nh - (nh * bh).sum(-1, keepdim=True) * bh
+    nh = nh / nh.norm(dim=-1, keepdim=True)
+    return torch.stack([bh, nh, torch.cross(bh, nh, dim=-1)], dim=1)
+
+
+def interpolate_stress(q_segment: Tensor, q_u: Tensor, q_stress: Tensor, segment: Tensor, u: Tensor) -> Tensor:
+    """Stress (p, 3, 3) GPa at (segment, u) from quadrature points (segment, u, stress): linear in u between the
+    two nearest points of the segment, the nearest point's stress beyond them (every segment needs a point)."""
+    key = q_segment.to(u.dtype) * U_KEY_STRIDE + q_u.clamp(*U_CLIP)
+    key, order = torch.sort(key, stable=True)
+    q_seg, q_uu, q_s = q_segment[order], q_u.clamp(*U_CLIP)[order], q_stress[order]
+    n = key.shape[0]
+    right = torch.searchsorted(key, segment.to(u.dtype) * U_KEY_STRIDE + u, right=True)
+    left = right - 1
+    left_ok = (left >= 0) & (q_seg[left.clamp(0, n - 1)] == segment)
+    right_ok = (right < n) & (q_seg[right.clamp(0, n - 1)] == segment)
+    lo = torch.where(left_ok, left, right).clamp(0, n - 1)
+    hi = torch.where(right_ok, right, left).clamp(0, n - 1)
+    du = q_uu[hi] - q_uu[lo]
+    pos = du > 0
+    w = torch.where(pos, (u - q_uu[lo]) / torch.where(pos, du, torch.ones_like(du)), torch.zeros_like(du))
+    w = w.clamp(0.0, 1.0)[:, None, None]
+    return (1.0 - w) * q_s[lo] + w * q_s[hi]
+
+
+class ExportLaw(nn.Module):
+    """The ensemble's active members on contract tensors -> (velocity (n, 3) m/s, sigma (n,) m/s)."""
+
+    def __init__(self, hp: PIGNNHParams, n_gauss: int):
+        super().__init__()
+        if n_gauss < 1:
+            raise ValueError(f"n_gauss={n_gauss}: allowed >= 1")
+        self.hp = hp
+        m = hp.members
+        seeds = [0] * m
+        self.trunk = _Trunk(hp)
+        self.head_f = GroupedLinear(m, hp.width, 1 if hp.glide_only else 2, seeds)
+        self.head_b = GroupedLinear(m, hp.width, 1, seeds)
+        self.head_e = GroupedLinear(m, hp.width, 1, seeds)
+        for name, size in (("node_mean", hp.node_in), ("node_std", hp.node_in), ("gp_mean", hp.gp_in),
+                           ("gp_std", hp.gp_in)):
+            self.register_buffer(name, torch.zeros(size))
+        self.register_buffer("speed_scale", torch.ones(()))
+        self.register_buffer("force_scale", torch.ones(()))
+        self.register_buffer("active", torch.ones(m, dtype=torch.bool))
+        u = 0.5 * (np.polynomial.legendre.leggauss(n_gauss)[0] + 1.0)
+        self.register_buffer("gauss_u", torch.as_tensor(u, dtype=torch.float64), persistent=False)
+        self.register_buffer("active_index", torch.arange(m), persistent=False)
+        self.n_gauss = n_gauss
+
+    @classmethod
+    def from_ensemble(cls, model: EnsemblePIGNN, n_gauss: int, dtype: torch.dtype = torch.float64) -> ExportLaw:
+        """The export module of ``model`` (its state dict loaded strictly) with ``n_gauss`` Gauss points per segment."""
+        law = cls(model.hp, n_gauss)
+        law.load_state_dict(model.state_dict(), strict=True)
+        law.set_active()
+        return law.to(dtype).eval()
+
+    def set_active(self) -> None:
+        """Freeze the active members (the ``active`` buffer) into the index the forward pass uses."""
+        idx = torch.nonzero(self.active).reshape(-1)
+        if idx.numel() == 0:
+            raise ValueError("no active ensemble member: run select_top first")
+        self.active_index = idx
+
+    def forward(self, positions: Tensor, segments: Tensor, burgers: Tensor, normals: Tensor, cell: Tensor,
+                q_segment: Tensor, q_u: Tensor, q_stress: Tensor, temperature_k: Tensor,
+                node_flags: Tensor) -> tuple[Tensor, Tensor]:
+        """Velocity (n, 3) m/s and sigma (n,) m/s of the n nodes (contract: dislomob.export.contract)."""
+        dtype = self.speed_scale.dtype
+        m, ng = self.hp.members, self.n_gauss
+        n = positions.shape[0]
+        src, dst = segments[:, 0], segments[:, 1]
+        d = positions[dst] - positions[src]
+        d = d - torch.round(d @ inverse_3x3(cell)) @ cell
+        unit = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        frame = frames_from(burgers, normals)
+
+        gp_seg = torch.arange(n, device=positions.device).repeat_interleave(ng)
+        gp_u = self.gauss_u.to(dtype).repeat(n)
+        stress = interpolate_stress(q_segment, q_u, q_stress, gp_seg, gp_u)
+        temp = temperature_k.reshape(1).to(dtype)
+        gp_x = gp_invariants(frame[gp_seg], stress, unit[gp_seg], temp.expand(gp_seg.shape[0]))
+
+        gp_idx = torch.arange(gp_seg.shape[0], device=positions.device)
+        e_gp = torch.cat([gp_idx, gp_idx])
+        e_node = torch.cat([src[gp_seg], dst[gp_seg]])
+        node_count = positions.new_zeros(n).index_add(0, e_node, torch.ones_like(e_node, dtype=dtype))
+        gp_count = torch.full_like(gp_u, 2.0)
+        node_x = _mean_into(gp_x, e_gp, e_node, node_count)
+
+        h_node = (node_x - self.node_mean) / self.node_std
+        h_gp = (gp_x - self.gp_mean) / self.gp_std
+        for layer in self.trunk.layers:
+            agg = _mean_into(h_gp, e_gp, e_node, node_count)
+            h_node = torch.relu(layer.node_from_gp(agg) + layer.node_self(h_node))
+            if layer.update_gp:
+                agg = _mean_into(h_node, e_node, e_gp, gp_count)
+                h_gp = torch.relu(layer.gp_from_node(agg) + layer.gp_self(h_gp))
+        h = h_node
+
+        tangent = unit.new_zeros(n, 3).index_add(0, src, unit).index_add(0, dst, unit)
+        tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        axes = motion_axes(tangent, frame)
+        node_sigma = _mean_into(stress, e_gp, e_node, node_count)
+        pk = torch.cross(torch.einsum("nab,nb->na", node_sigma, frame[:, 0]), tangent, dim=-1)
+        k = 1 if self.hp.glide_only else 2
+        pk_axes = torch.einsum("nc,nkc->nk", pk, axes[:, :k]) / self.force_scale
+        gain = tf.softplus(self.head_f(h[:, :m])) * self.speed_scale
+        force = torch.einsum("nmk,nk,nkc,nic->nmi", gain, pk_axes, axes[:, :k], frame)
+        drag = tf.softplus(self.head_b(h[:, m:2 * m])[..., 0]) + self.hp.drag_floor
+        energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h[:, 2 * m:])[..., 0])
+        rate = torch.exp(-energy / (K_B_EV_PER_K * temp.clamp_min(1e-3))) / drag
+        v_local = (rate * ANGSTROM_PER_PS_TO_M_PER_S)[..., None] * force  # (n, M, 3) m/s in (b, n, s)
+        v = torch.einsum("nij,nmi->mnj", frame, v_local)[self.active_index]
+        mean = v.mean(0)
+        sigma = ((v - mean) ** 2).mean(0).sum(-1).clamp_min(0.0).sqrt()
+        moving = (torch.bitwise_and(node_flags, NODE_PINNED) == 0).to(dtype)
+        return mean * moving[:, None], sigma * moving
