@@ -302,5 +302,9 @@ def test_predict_refuses_missing_files_and_registry_uris(law_file: Path, tmp_pat
     absent = tmp_path / "nothing.json"
     assert main(["predict", "--model", str(law_file), str(absent)]) == 2
     assert f"network file {absent} not found" in capsys.readouterr().err
-    assert main(["predict", "--model", "models:/dislomob@champion", str(DIPOLE_FILE)]) == 2
-    assert "registry is not built yet" in capsys.readouterr().err
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert main(["predict", "--model", "models:/dislomob@champion", "--registry-uri", empty, str(DIPOLE_FILE)]) == 2
+    assert f"models:/dislomob@champion not found in the registry {empty}: no registered model 'dislomob'" \
+        in capsys.readouterr().err
+    assert main(["predict", "--model", "models:/dislomob", str(DIPOLE_FILE)]) == 2
+    assert "model URI 'models:/dislomob' not understood" in capsys.readouterr().err

@@ -16,6 +16,9 @@ Contract of :meth:`MobilityLaw.velocities` for a :class:`dislomob.ddd.network.Di
   stress (dislomob.ddd.network_graph says how).
 
 Everything goes through the project's one prediction function, :func:`dislomob.model.predict.predict`.
+A law comes from an ensemble file (:meth:`MobilityLaw.from_path`, with the config it was trained with), from an
+ensemble file and its law config JSON (:meth:`MobilityLaw.from_artifacts`) or from the MLflow Model Registry
+(:meth:`MobilityLaw.from_registry`, ``models:/<name>@champion``: the registered pyfunc model, dislomob.registry).
 """
 
 from __future__ import annotations
@@ -54,6 +57,35 @@ class MobilityLaw:
         model, _ = load_ensemble(path)
         return cls(model, cfg, dtype)
 
+    @classmethod
+    def from_artifacts(cls, ensemble_path: str | Path, law_config_path: str | Path,
+                       dtype: torch.dtype = torch.float64) -> MobilityLaw:
+        """The law of an ensemble file and the law config JSON saved beside it (dislomob.registry.law_config:
+        the material and features settings it was trained with)."""
+        from dislomob.registry.law_config import read_law_config
+
+        return cls.from_path(ensemble_path, read_law_config(law_config_path), dtype)
+
+    @classmethod
+    def from_registry(cls, uri: str, registry_uri: str | None = None,
+                      dtype: torch.dtype = torch.float64) -> MobilityLaw:
+        """The law registered under ``uri`` (``models:/<name>@<alias>`` or ``models:/<name>/<version>``) in the
+        MLflow registry ``registry_uri`` (default: MLflow's, i.e. ``MLFLOW_TRACKING_URI``), loaded through its
+        pyfunc model with the featurization settings it was registered with; an unknown model, alias or version
+        raises :class:`dislomob.registry.client.RegistryError` saying what the registry holds."""
+        import tempfile
+
+        import mlflow.pyfunc
+
+        from dislomob.registry.client import download_model
+
+        if registry_uri is None:
+            registry_uri = mlflow.get_registry_uri()
+        with tempfile.TemporaryDirectory(prefix="dislomob-law-") as tmp:
+            local = download_model(uri, registry_uri, tmp)
+            law = mlflow.pyfunc.load_model(str(local)).unwrap_python_model().law
+        return law if dtype == law.dtype else cls(law.model, law.cfg, dtype)
+
     def graph(self, network: DislocationNetwork) -> NetworkGraph:
         """The graph the law predicts on, with its map back to the network's nodes."""
         return network_graph(network, self.cfg, self.dtype)
@@ -74,10 +106,16 @@ class MobilityLaw:
         return velocity, sigma
 
 
-def predict_network_file(model_path: str | Path, network_path: str | Path, cfg: Config | None = None) -> dict[str, Any]:
+def predict_network_file(model_path: str | Path, network_path: str | Path, cfg: Config | None = None,
+                         registry_uri: str | None = None) -> dict[str, Any]:
     """Velocities (m/s) and their spread (m/s) of the nodes of a network file (docs/ddd_network_format.md) under
-    the ensemble file ``model_path``, as a JSON-ready dict (what ``dislomob predict`` prints)."""
-    law = MobilityLaw.from_path(model_path, cfg)
+    the ensemble file ``model_path`` (featurized with ``cfg``) or the registered model ``models:/...`` (in
+    ``registry_uri``; featurized with the settings it was registered with), as a JSON-ready dict (what
+    ``dislomob predict`` prints)."""
+    if str(model_path).startswith("models:/"):
+        law = MobilityLaw.from_registry(str(model_path), registry_uri)
+    else:
+        law = MobilityLaw.from_path(model_path, cfg)
     network = read_network(network_path)
     velocity, sigma = law.velocities(network)
     return {"model": str(model_path), "network": str(network_path), "n_nodes": network.n_nodes,
