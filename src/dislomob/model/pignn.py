@@ -142,7 +142,9 @@ class EnsemblePIGNN(nn.Module):
             h = self.trunk(x_node, x_gp, g2n, n2g)  # (n, 3M, width)
             h_f, h_b, h_e = h[:, :m], h[:, m:2 * m], h[:, 2 * m:]
         else:
-            h_f, h_b, h_e = (t(x_node, x_gp, g2n, n2g) for t in self.trunks)  # (n, M, width of the net)
+            h_f = self.trunks[0](x_node, x_gp, g2n, n2g)  # (n, M, width of the F-net)
+            h_b = self.trunks[1](x_node, x_gp, g2n, n2g)
+            h_e = self.trunks[2](x_node, x_gp, g2n, n2g)
         frame = node.frame.to(dtype)
         axes = motion_axes(node_tangent(batch, dtype), frame)  # (n, 2, 3) Cartesian
         pk = peach_koehler(batch, dtype)  # (n, 3) GPa
