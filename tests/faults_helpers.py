@@ -41,7 +41,8 @@ def params(tmp: Path, **sections) -> dict:
     data["dataset"]["out_dir"] = str(tmp / "md")
     data["features"].update({"images": 1, "line_images": 1, "out_dir": str(tmp / "graphs")})
     data["train"].update({"members": 2, "width": 4, "depth": 1, "epochs": 3, "batch_size": 8, "baseline_steps": 20,
-                          "tracking_uri": f"sqlite:///{tmp}/mlflow/mlflow.db", "model_dir": str(tmp / "models")})
+                          "tracking_uri": f"sqlite:///{tmp}/mlflow/mlflow.db", "model_dir": str(tmp / "models"),
+                          "tuned_params": None})
     for name, upd in sections.items():
         data[name].update(upd)
     return data

@@ -27,7 +27,7 @@ def _tiny(tmp) -> Config:
                             "out_dir": str(tmp / "md")})
     data["executor"].update({"workers": 2, "run_dir": str(tmp / "parsl")})
     data["features"].update({"dt_ps": 0.1, "images": 1, "line_images": 1, "out_dir": str(tmp / "graphs")})
-    data["train"].update({"members": 4, "width": 6, "depth": 1, "epochs": 3, "batch_size": 8,
+    data["train"].update({"members": 4, "width": 6, "depth": 1, "epochs": 3, "batch_size": 8, "tuned_params": None,
                           "tracking_uri": f"sqlite:///{tmp}/mlflow/mlflow.db"})
     data["active"].update({"pool_size": 2, "select": 1, "max_iterations": 1, "test_trajectories": 1, "calibration_trajectories": 1,
                            "temperature_range_k": [300.0, 600.0], "stress_range_gpa": [0.4, 0.8],

@@ -31,7 +31,7 @@ def _dataset(n_frames: int = 3) -> list:
 
 def _tc(**kw) -> TrainConfig:
     base = dict(members=4, width=8, depth=2, epochs=12, batch_size=8, learning_rate=1e-2, baseline_steps=150,
-                threads=1)
+                threads=1, tuned_params=None)
     base.update(kw)
     return TrainConfig(**base)
 

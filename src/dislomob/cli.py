@@ -156,6 +156,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)  # before torch, Lightning and Optuna are imported
+    _terminate_on_sigterm()
+    from dislomob.tune.stage import tune_stage
+
+    m = tune_stage(cfg, args.graphs_dir or cfg.features.out_dir, args.out_dir or cfg.tune.out_dir, args.metrics,
+                   progress=not args.quiet)
+    print(f"tune: {m['trials_finished']} trials ({m['trials_run_now']} now; {m['trials_pruned']} pruned), best "
+          f"validation loss {m['best_val_loss_angstrom']:.4g} A with widths F/B/E {m['best_width_f']}/"
+          f"{m['best_width_b']}/{m['best_width_e']}, depth {m['best_depth']}, learning rate {m['best_learning_rate']:.3g}")
+    return 0
+
+
 def _cmd_al_data(args: argparse.Namespace) -> int:
     cfg = load_config(args.params)
     from dislomob.active.pool import prepare_al_data
@@ -201,6 +214,18 @@ def _cmd_al_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_register(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)  # before torch and MLflow are imported
+    _terminate_on_sigterm()
+    from dislomob.registry.stage import register_stage
+
+    out = register_stage(cfg, args.al_dir, args.md_dir, args.graphs_dir, args.example, args.out_dir, args.metrics,
+                         args.train_metrics)
+    print(f"register: {out['model_name']} version {out['version']} ({out['source']}) -> {out['alias']}: "
+          f"{out['reason']}; champion is version {out['champion_version']} ({out['champion_uri']})")
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
@@ -232,17 +257,37 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry_uri(args: argparse.Namespace) -> str:
+    """--registry-uri, else MLFLOW_REGISTRY_URI / MLFLOW_TRACKING_URI, else the params' registry (registry.tracking_uri
+    or train.tracking_uri)."""
+    import os
+
+    uri = args.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    cfg = load_config(args.params)
+    return cfg.registry.tracking_uri or cfg.train.tracking_uri
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
-    if args.model.startswith("models:/"):
-        raise InputFileError(f"predict --model {args.model}: the model registry is not built yet; give the path of an "
-                             "ensemble file written by save_ensemble (e.g. models/train/ensemble.pt)")
-    for what, path in (("model", Path(args.model)), ("network", Path(args.network))):
+    registered = args.model.startswith("models:/")
+    for what, path in ((("network", Path(args.network)),) if registered else
+                       (("model", Path(args.model)), ("network", Path(args.network)))):
         if not path.is_file():
             raise InputFileError(f"predict: {what} file {path} not found")
-    cfg = load_config(args.params)  # before torch is imported: a bad params file fails in a second
-    from dislomob.ddd.law import predict_network_file
+    if registered:
+        from dislomob.registry.client import parse_model_uri
 
-    out = predict_network_file(args.model, args.network, cfg)
+        parse_model_uri(args.model)  # a malformed URI fails before torch and MLflow are imported
+        uri = _registry_uri(args)
+        from dislomob.ddd.law import predict_network_file
+
+        out = predict_network_file(args.model, args.network, registry_uri=uri)
+    else:
+        cfg = load_config(args.params)  # before torch is imported: a bad params file fails in a second
+        from dislomob.ddd.law import predict_network_file
+
+        out = predict_network_file(args.model, args.network, cfg)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -251,6 +296,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     print(f"{'node':>6} {'vx (m/s)':>14} {'vy (m/s)':>14} {'vz (m/s)':>14} {'sigma (m/s)':>14}")
     for i, (v, s) in enumerate(zip(out["velocity_m_per_s"], out["sigma_m_per_s"])):
         print(f"{i:>6d} {v[0]:>14.6g} {v[1]:>14.6g} {v[2]:>14.6g} {s:>14.6g}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)  # before torch is imported: a bad params file fails in a second
+    from dislomob.export.stage import export_stage
+
+    out = export_stage(cfg, args.model, args.out, args.metrics, args.network, cpp_check=not args.no_cpp_check)
+    diff = out.get("max_abs_diff_velocity_m_per_s")
+    print(f"export: {out['model']} -> {out['package']} (compile {out['compile_seconds']} s"
+          + (f"; C++ vs Python max |dv| {diff:.3g} m/s on {out['check_network']})" if diff is not None else ")"))
     return 0
 
 
@@ -291,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_train)
 
+    tu = sub.add_parser("tune", help="Optuna study over per-net widths, depth and learning rate (stage; resumable)")
+    tu.add_argument("--graphs-dir", help="graph folder (default: features.out_dir)")
+    tu.add_argument("--out-dir", help="folder of best_params.json (default: tune.out_dir)")
+    tu.add_argument("--metrics", default="metrics/tune.json", help="metrics JSON for dvc metrics show")
+    tu.add_argument("--quiet", action="store_true")
+    tu.set_defaults(func=_cmd_tune)
+
     d = sub.add_parser("al-data", help="simulate and featurize the active-learning test set and candidate stream")
     d.add_argument("--md-dir", default="data/al/md")
     d.add_argument("--graphs-dir", default="data/al/graphs")
@@ -316,6 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--png", default="reports/active_learning.png")
     r.set_defaults(func=_cmd_al_report)
 
+    g = sub.add_parser("register", help="register the chosen ensemble (registry.source) in the MLflow Model Registry: "
+                                        "champion if its test error is not worse, else challenger")
+    g.add_argument("--al-dir", default="models/al", help="active-learning work folder (its active/ strategy)")
+    g.add_argument("--md-dir", default="data/al/md", help="MD runs of the fixed test set")
+    g.add_argument("--graphs-dir", default="data/al/graphs", help="graphs of the fixed test set")
+    g.add_argument("--example", default="examples/networks/dipole_fe.json", help="network file: the input example")
+    g.add_argument("--train-metrics", default="metrics/train.json", help="train stage metrics (tags of a train source)")
+    g.add_argument("--out-dir", default="models/register", help="local copy of the champion")
+    g.add_argument("--metrics", default="metrics/register.json")
+    g.set_defaults(func=_cmd_register)
+
     i = sub.add_parser("inspect", help="show a trajectory's metadata and per-line velocities, or a graph file's counts")
     i.add_argument("file")
     i.add_argument("--json", action="store_true")
@@ -324,11 +398,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="nodal velocities (m/s) and their ensemble spread for a DDD network file")
     pr.add_argument("--model", required=True,
-                    help="ensemble file written by save_ensemble (e.g. models/train/ensemble.pt); registry URIs "
-                         "(models:/<name>@champion) are refused until the registry is built")
+                    help="ensemble file written by save_ensemble (e.g. models/train/ensemble.pt) or a registered "
+                         "model URI (models:/<name>@champion, models:/<name>/<version>)")
+    pr.add_argument("--registry-uri", help="MLflow registry of a models:/ URI (default: MLFLOW_REGISTRY_URI or "
+                                           "MLFLOW_TRACKING_URI, else registry.tracking_uri / train.tracking_uri)")
     pr.add_argument("network", help="network JSON file (docs/ddd_network_format.md)")
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pr.set_defaults(func=_cmd_predict)
+
+    ex = sub.add_parser("export", help="the law as an AOTInductor .pt2 package for DDD codes (docs/export_contract.md), "
+                                       "checked in C++ against Python (stage)")
+    ex.add_argument("--model", default=None, help="ensemble file (default: models/register/ensemble.pt if present, "
+                                                  "else models/train/ensemble.pt)")
+    ex.add_argument("--out", default="models/export/law.pt2", help="package path (.pt2)")
+    ex.add_argument("--metrics", default="metrics/export.json")
+    ex.add_argument("--network", default="examples/networks/dipole_fe.json", help="network traced and checked")
+    ex.add_argument("--no-cpp-check", action="store_true", help="skip building and running the C++ example")
+    ex.set_defaults(func=_cmd_export)
     return p
 
 

@@ -41,9 +41,11 @@ class MaterialConfig(_Strict):
     @field_validator("potential")
     @classmethod
     def _potential_exists(cls, v: str) -> str:
-        from dislomob.md.potential import resolve_potential
+        """Name a missing potential early where MD can run; a law loaded without LAMMPS (DDD) never reads it."""
+        from dislomob.md.potential import lammps_installed, resolve_potential
 
-        resolve_potential(v)
+        if lammps_installed() or Path(v).is_file():
+            resolve_potential(v)
         return v
 
 
@@ -198,12 +200,17 @@ class TrainConfig(_Strict):
     the last epoch, for datasets whose validation part is a single trajectory); ``weight_decay`` is
     AdamW's; ``divergence_factor`` stops a run whose loss exceeds that multiple of its first step's loss;
     ``threads`` = torch threads (1 measured fastest on the shared 2-core machine: 45 ms vs 105 ms per
-    M=20 step); ``accelerator`` is Lightning's.
+    M=20 step); ``accelerator`` is Lightning's. ``width_f``/``width_b``/``width_e`` = hidden widths of the
+    F-, B- and E-nets (null: ``width``); ``tuned_params`` = the ``tune`` stage's best-parameters file whose
+    values override width_f/b/e, depth and learning_rate in the ``train`` stage (null: not used).
     """
 
     members: int = Field(20, ge=2, le=10_000)
     top_fraction: float = Field(0.5, gt=0, le=1)
     width: int = Field(20, ge=1, le=100_000)
+    width_f: int | None = Field(None, ge=1, le=100_000)
+    width_b: int | None = Field(None, ge=1, le=100_000)
+    width_e: int | None = Field(None, ge=1, le=100_000)
     depth: int = Field(2, ge=1, le=100)
     learning_rate: float = Field(3e-3, gt=0, le=10)
     epochs: int = Field(60, ge=1, le=10_000_000)
@@ -219,6 +226,7 @@ class TrainConfig(_Strict):
     threads: int = Field(1, ge=1, le=4096)
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
     warm_start: str | None = None
+    tuned_params: str | None = "models/tune/best_params.json"
     tracking_uri: str = "sqlite:///mlflow/mlflow.db"
     experiment: str = "dislomob-train"
     model_dir: str = "models/train"
@@ -297,6 +305,61 @@ class ActiveConfig(_Strict):
         return self
 
 
+class TuneConfig(_Strict):
+    """Optuna study (issue 12) over the F-, B- and E-net widths, the depth and the learning rate.
+
+    Each trial trains ``members`` members for ``epochs`` epochs (the rest as ``train``) on the train
+    stage's training trajectories and is scored by the validation loss (Angstrom) of its selected members;
+    test trajectories are never loaded. Widths are drawn log-uniformly from ``width_range``, depth
+    uniformly from ``depth_range``, the learning rate log-uniformly from ``learning_rate_range``.
+    ``n_trials`` = finished trials wanted in the study (a rerun on the same ``storage`` runs only the
+    rest); ``timeout_s`` = no new trial starts after this many seconds of one invocation (null: none).
+    TPE samples after ``sampler_startup_trials`` random trials; the median pruner (``pruner``: median or
+    none) stops a trial whose validation loss is worse than the median of earlier trials at the same epoch,
+    after ``pruner_startup_trials`` trials and ``pruner_warmup_epochs`` epochs.
+    """
+
+    n_trials: int = Field(16, ge=1, le=1_000_000)
+    timeout_s: float | None = Field(240.0, gt=0, le=1e9)
+    members: int = Field(4, ge=2, le=10_000)
+    epochs: int = Field(30, ge=1, le=10_000_000)
+    width_range: tuple[int, int] = (8, 40)
+    depth_range: tuple[int, int] = (1, 3)
+    learning_rate_range: tuple[float, float] = (1e-3, 1e-2)
+    sampler_startup_trials: int = Field(4, ge=0, le=1_000_000)
+    pruner: Literal["median", "none"] = "median"
+    pruner_startup_trials: int = Field(2, ge=0, le=1_000_000)
+    pruner_warmup_epochs: int = Field(5, ge=0, le=10_000_000)
+    storage: str = "sqlite:///mlflow/optuna.db"
+    study_name: str = "dislomob-tune"
+    experiment: str = "dislomob-tune"
+    out_dir: str = "models/tune"
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "TuneConfig":
+        for key, low, high in (("width_range", 1, 100_000), ("depth_range", 1, 100),
+                               ("learning_rate_range", 1e-8, 10.0)):
+            v = getattr(self, key)
+            if not (low <= v[0] <= v[1] <= high):
+                raise ValueError(f"tune.{key}={list(v)} not allowed: [min, max] with {low} <= min <= max <= {high}")
+        return self
+
+
+class RegistryConfig(_Strict):
+    """MLflow Model Registry (issue 12, dislomob.registry): the ensemble registered under ``model_name``.
+
+    ``source``: ``active`` = the active strategy's last completed AL iteration, ``train`` = the train stage's
+    ensemble, ``auto`` = active when it has an iteration, else train. A new version takes the alias
+    ``champion`` when its median test error on the AL fixed test set is not worse than the champion's,
+    else ``challenger``. ``tracking_uri`` = registry and tracking store (null: ``train.tracking_uri``).
+    """
+
+    model_name: str = Field("dislomob-fe-mobility", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)
+    source: Literal["auto", "active", "train"] = "auto"
+    tracking_uri: str | None = None
+    experiment: str = "dislomob-register"
+
+
 class Config(_Strict):
     """The whole params.yaml."""
 
@@ -309,6 +372,8 @@ class Config(_Strict):
     features: FeaturesConfig = FeaturesConfig()
     train: TrainConfig = TrainConfig()
     active: ActiveConfig = ActiveConfig()
+    tune: TuneConfig = TuneConfig()
+    registry: RegistryConfig = RegistryConfig()
 
 
 def _format_errors(err: ValidationError) -> str:
@@ -321,7 +386,7 @@ def _format_errors(err: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
-SECTIONS = ("material", "md", "dataset", "executor", "features", "train", "active")
+SECTIONS = ("material", "md", "dataset", "executor", "features", "train", "active", "tune")
 
 
 def parse_config(data: dict) -> Config:

@@ -313,6 +313,7 @@ def run_iteration(loop: Loop, pool: list[int], dropped: dict[str, str], md_secon
     from dislomob.model.ensemble import save_ensemble
     from dislomob.tracking import ended_on_exit, owner_tags
     from dislomob.train.stage import train_ensemble
+    from dislomob.tune.params import tuned_train_config
 
     cfg, ac, done = loop.cfg, loop.cfg.active, loop.record["iterations"]
     i = len(done)
@@ -320,7 +321,8 @@ def run_iteration(loop: Loop, pool: list[int], dropped: dict[str, str], md_secon
     train_ids, val_ids = loop.train_ids, loop.record["split"]["val"]
     # the iteration's child run gets the training curves (Lightning logs to the active run) and the table
     with ended_on_exit(mlflow.start_run(run_name=f"iter_{i:03d}", nested=True, tags={**owner_tags(), "iteration": str(i)})):
-        tc = cfg.train.model_copy(update={"warm_start": str(loop.home / f"iter_{i - 1:03d}" / "ensemble.pt") if i else None})
+        tc = tuned_train_config(cfg.train).model_copy(
+            update={"warm_start": str(loop.home / f"iter_{i - 1:03d}" / "ensemble.pt") if i else None})
         t0 = time.perf_counter()
         res = train_ensemble([g for t in train_ids + val_ids for g in loop.graphs[t]], tc, loop.seed + i, it_dir,
                              progress=loop.progress, parts={"train": train_ids, "val": val_ids})

@@ -86,7 +86,7 @@ def warm_start(model: EnsemblePIGNN, previous: EnsemblePIGNN) -> None:
     All members become active again; the previous scales are kept so the weights keep their meaning.
     """
     a, b = model.hp, previous.hp
-    for key in ("members", "node_in", "gp_in", "width", "depth", "glide_only"):
+    for key in ("members", "node_in", "gp_in", "net_widths", "depth", "glide_only"):
         if getattr(a, key) != getattr(b, key):
             raise ValueError(f"warm start needs equal {key}: model has {getattr(a, key)}, previous has {getattr(b, key)}")
     model.load_state_dict(previous.state_dict())

@@ -74,7 +74,8 @@ def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> E
     from dislomob.features.invariants import graph_features
 
     hp = PIGNNHParams(members=tc.members, width=tc.width, depth=tc.depth, seed=seed,
-                      energy_scale_ev=tc.energy_scale_ev, glide_only=tc.glide_only)
+                      energy_scale_ev=tc.energy_scale_ev, glide_only=tc.glide_only,
+                      width_f=tc.width_f, width_b=tc.width_b, width_e=tc.width_e)
     model = EnsemblePIGNN(hp)
     if tc.warm_start:
         previous, _ = load_ensemble(tc.warm_start)
@@ -87,10 +88,12 @@ def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> E
 
 
 def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_dir: str | Path,
-                   progress: bool = True, parts: dict[str, list[str]] | None = None) -> TrainResult:
+                   progress: bool = True, parts: dict[str, list[str]] | None = None,
+                   callbacks: list[pl.Callback] | None = None) -> TrainResult:
     """Train all members in one Lightning run, restore the epoch with the lowest mean validation loss,
     then keep the top ``tc.top_fraction`` of members by their validation loss at that epoch. ``parts``
-    fixes the split (trajectory ids per part) instead of drawing it from ``tc.split``.
+    fixes the split (trajectory ids per part) instead of drawing it from ``tc.split``; ``callbacks`` go
+    to the Lightning Trainer (e.g. the ``tune`` stage's pruning callback).
 
     Raises TrainingDiverged (message names epoch and the last good checkpoint) on a NaN or diverging loss.
     """
@@ -102,7 +105,8 @@ def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_d
     weights = member_weights(data.parts["train"], tc.members, seed) if tc.bootstrap else None
     module = EnsembleModule(model, tc.learning_rate, tc.divergence_factor, ckpt, tc.weight_decay, weights)
     trainer = pl.Trainer(max_epochs=tc.epochs, accelerator=tc.accelerator, devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0)
+                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=callbacks)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=data)
     wall = time.perf_counter() - t0
@@ -158,7 +162,9 @@ def train_stage(cfg: Config, graphs_dir: str | Path, model_dir: str | Path, metr
     """Run the train stage; return the metrics written to ``metrics_path`` (JSON)."""
     import mlflow
 
-    tc = cfg.train
+    from dislomob.tune.params import tuned_train_config
+
+    tc = tuned_train_config(cfg.train)  # the tune stage's best widths, depth, learning rate (missing file: error)
     model_dir = Path(model_dir)
     t0 = time.perf_counter()
     graphs = load_graph_dir(graphs_dir)

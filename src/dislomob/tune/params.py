@@ -49,3 +49,9 @@ def apply_tuned_params(tc: TrainConfig, path: str | Path) -> TrainConfig:
     except ValidationError as err:
         bad = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}={e.get('input')!r}: {e['msg']}" for e in err.errors())
         raise InputFileError(f"{path}: tuned parameter not allowed: {bad}") from None
+
+
+def tuned_train_config(tc: TrainConfig) -> TrainConfig:
+    """``tc`` with the tune stage's best parameters applied when ``tc.tuned_params`` names a file, else ``tc``
+    (what every training of the pipeline, the train stage and the AL loops, starts from)."""
+    return apply_tuned_params(tc, tc.tuned_params) if tc.tuned_params else tc
