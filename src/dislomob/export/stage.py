@@ -3,6 +3,7 @@
 Model: ``--model`` or, by default, the registered champion (models/register/ensemble.pt) when the register
 stage has written it, else models/train/ensemble.pt. Its featurization settings come from the
 ``law_config.json`` beside it when there is one (the registered law config), else from params.yaml.
+Beside the package: ``<network stem>_input.txt``, the sample network in the C++ example's input format.
 Metrics (metrics/export.json): export and compile times (s), C++ build time (s), and the largest difference
 (m/s) between the C++ example and MobilityLaw.velocities on the sample network.
 """
@@ -20,6 +21,7 @@ from dislomob.errors import InputFileError
 from dislomob.export.contract import export_inputs
 from dislomob.export.cpp_check import compare_with_python
 from dislomob.export.package import export_law
+from dislomob.export.textio import write_input
 
 REGISTERED_ENSEMBLE = Path("models/register/ensemble.pt")
 TRAINED_ENSEMBLE = Path("models/train/ensemble.pt")
@@ -51,12 +53,16 @@ def export_stage(params_cfg: Config, model: str | Path | None, out: str | Path, 
         raise InputFileError(f"export: ensemble file {model} not found (run train or register first, or give --model)")
     cfg, cfg_source = law_settings(model, params_cfg)
     network = read_network(network_path)
-    info = export_law(model, cfg, out, export_inputs(network, cfg))
+    inputs = export_inputs(network, cfg)
+    info = export_law(model, cfg, out, inputs)
+    sample = Path(out).with_name(Path(network_path).stem + "_input.txt")
+    write_input(sample, inputs)  # what examples/cpp reads: `dislomob_velocities law.pt2 <sample>`
     metrics: dict[str, Any] = {"model": str(model), "law_config": cfg_source, "package": str(out),
                                "export_seconds": round(info["export_seconds"], 2),
                                "compile_seconds": round(info["compile_seconds"], 2),
                                "members": info["members"], "active_members": info["active_members"],
-                               "check_network": str(network_path), "check_nodes": network.n_nodes}
+                               "check_network": str(network_path), "check_nodes": network.n_nodes,
+                               "cpp_input": str(sample)}
     if cpp_check:
         cmp = compare_with_python(out, model, network, cfg)
         metrics.update({k: cmp[k] for k in ("max_abs_diff_velocity_m_per_s", "max_abs_diff_sigma_m_per_s",
