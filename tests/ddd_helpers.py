@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dislomob.config import Config
-from dislomob.ddd.network import read_network
+from dislomob.ddd.network import DislocationNetwork, read_network
 from dislomob.ddd.network_graph import network_graph
 from dislomob.features.invariants import graph_features
 from dislomob.model.ensemble import save_ensemble
@@ -25,3 +27,18 @@ def untrained_law_file(directory: Path, members: int, seed: int, cfg: Config | N
     path = Path(directory) / "ensemble.pt"
     save_ensemble(model, path)
     return path
+
+
+def rotated(net: DislocationNetwork, rot: np.ndarray) -> DislocationNetwork:
+    """The whole network turned by the rotation ``rot``: vectors, cell rows, stress tensors."""
+    def vec(a):
+        return None if a is None else a @ rot.T
+
+    def ten(a):
+        return None if a is None else rot @ a @ rot.T if a.ndim == 2 else np.einsum("ij,qjk,lk->qil", rot, a, rot)
+
+    return dataclasses.replace(net, positions_angstrom=vec(net.positions_angstrom),
+                               burgers_angstrom=vec(net.burgers_angstrom), normals=vec(net.normals),
+                               cell_angstrom=vec(net.cell_angstrom), applied_stress_gpa=ten(net.applied_stress_gpa),
+                               quad_positions_angstrom=vec(net.quad_positions_angstrom),
+                               quad_stress_gpa=ten(net.quad_stress_gpa))

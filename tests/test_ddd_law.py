@@ -31,7 +31,7 @@ from dislomob.ddd.network import (
 )
 from dislomob.ddd.network_graph import UnsupportedNetworkError, network_graph
 from dislomob.md.crystal import BURGERS, PLANE_NORMAL
-from ddd_helpers import untrained_law_file
+from ddd_helpers import rotated, untrained_law_file
 from model_helpers import random_rotation, torch_one_thread  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,21 +77,6 @@ def dipole(angle_deg: float = 90.0, tau_gpa: float = 0.5, n_nodes: int = 8, line
     return DislocationNetwork(positions_angstrom=np.array(positions), segments=np.array(segments),
                               burgers_angstrom=np.array(burgers), normals=np.tile(N_HAT, (len(segments), 1)),
                               temperature_k=300.0, applied_stress_gpa=resolved_shear(tau_gpa), cell_angstrom=cell)
-
-
-def rotated(net: DislocationNetwork, rot: np.ndarray) -> DislocationNetwork:
-    """The whole network turned by the rotation ``rot``: vectors, cell rows, stress tensors."""
-    def vec(a):
-        return None if a is None else a @ rot.T
-
-    def ten(a):
-        return None if a is None else rot @ a @ rot.T if a.ndim == 2 else np.einsum("ij,qjk,lk->qil", rot, a, rot)
-
-    return dataclasses.replace(net, positions_angstrom=vec(net.positions_angstrom),
-                               burgers_angstrom=vec(net.burgers_angstrom), normals=vec(net.normals),
-                               cell_angstrom=vec(net.cell_angstrom), applied_stress_gpa=ten(net.applied_stress_gpa),
-                               quad_positions_angstrom=vec(net.quad_positions_angstrom),
-                               quad_stress_gpa=ten(net.quad_stress_gpa))
 
 
 def with_smooth_quadrature(net: DislocationNetwork, seed: int) -> DislocationNetwork:

@@ -28,7 +28,7 @@ from dislomob.export.contract import export_inputs
 from dislomob.export.cpp_check import compare_with_python
 from dislomob.export.package import export_law, export_module, load_package
 from dislomob.export.textio import input_text, parse_output
-from ddd_helpers import DIPOLE_FILE, untrained_law_file
+from ddd_helpers import DIPOLE_FILE, rotated, untrained_law_file
 from model_helpers import random_rotation, torch_one_thread  # noqa: F401 (autouse fixture)
 
 LOOP_FILE = Path(__file__).resolve().parents[1] / "examples" / "networks" / "loop_fe.json"
@@ -44,21 +44,6 @@ def law_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def law(law_file: Path) -> MobilityLaw:
     return MobilityLaw.from_path(law_file, CFG)
-
-
-def rotated(net: DislocationNetwork, rot: np.ndarray) -> DislocationNetwork:
-    """The whole network turned by ``rot``: positions, b, normals, cell rows, applied and quadrature stress."""
-    def vec(a):
-        return None if a is None else a @ rot.T
-
-    def ten(a):
-        return None if a is None else rot @ a @ rot.T if a.ndim == 2 else np.einsum("ij,qjk,lk->qil", rot, a, rot)
-
-    return dataclasses.replace(net, positions_angstrom=vec(net.positions_angstrom),
-                               burgers_angstrom=vec(net.burgers_angstrom), normals=vec(net.normals),
-                               cell_angstrom=vec(net.cell_angstrom), applied_stress_gpa=ten(net.applied_stress_gpa),
-                               quad_positions_angstrom=vec(net.quad_positions_angstrom),
-                               quad_stress_gpa=ten(net.quad_stress_gpa))
 
 
 def with_quadrature(net: DislocationNetwork, seed: int) -> DislocationNetwork:
