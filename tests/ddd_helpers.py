@@ -18,10 +18,12 @@ from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
 DIPOLE_FILE = Path(__file__).resolve().parents[1] / "examples" / "networks" / "dipole_fe.json"
 
 
-def untrained_law_file(directory: Path, members: int, seed: int, cfg: Config | None = None) -> Path:
+def untrained_law_file(directory: Path, members: int, seed: int, cfg: Config | None = None,
+                       widths: tuple[int, int, int] | None = None) -> Path:
     """An untrained float64 ensemble (feature scales fitted on the sample dipole's graph, not trained)
-    saved with save_ensemble to ``directory/ensemble.pt``."""
-    model = EnsemblePIGNN(PIGNNHParams(members=members, width=5, seed=seed)).double()
+    saved with save_ensemble to ``directory/ensemble.pt``; ``widths``: per-net F/B/E widths (None: 5 each)."""
+    per_net = dict(zip(("width_f", "width_b", "width_e"), widths)) if widths else {}
+    model = EnsemblePIGNN(PIGNNHParams(members=members, width=5, seed=seed, **per_net)).double()
     node_x, gp_x = graph_features(network_graph(read_network(DIPOLE_FILE), cfg or Config()).graph, torch.float64)
     model.fit_scales(node_x, gp_x, speed_rms=15.0, force_rms=0.4)
     path = Path(directory) / "ensemble.pt"

@@ -110,6 +110,16 @@ def test_pure_torch_module_equals_the_pyg_law(law: MobilityLaw, law_file: Path, 
         assert np.all(v[net.node_flags == NODE_PINNED] == 0) and np.all(s[net.node_flags == NODE_PINNED] == 0)
 
 
+def test_pure_torch_module_equals_the_law_with_per_net_widths(tmp_path: Path) -> None:
+    """A tuned law (F-, B-, E-nets of their own widths, one trunk each) exports the same velocities."""
+    path = untrained_law_file(tmp_path, members=4, seed=5, cfg=CFG, widths=(7, 4, 3))
+    per_net = MobilityLaw.from_path(path, CFG)
+    assert per_net.model.trunks is not None
+    for case in ("dipole", "loop with quadrature"):
+        net = networks()[case]
+        assert_same(exported_velocities(export_module(path, CFG), net), per_net.velocities(net), REL_TOL)
+
+
 def test_export_inputs_refuse_a_junction() -> None:
     net = read_network(DIPOLE_FILE)
     junction = dataclasses.replace(  # a third arm at node 0 (surface flags: no Burgers vector conservation check)

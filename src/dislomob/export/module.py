@@ -40,14 +40,24 @@ class _Layer(nn.Module):
 
 
 class _Trunk(nn.Module):
-    """The stacked HeteroSAGE weights (same names as dislomob.model.heterosage.HeteroSAGE)."""
+    """HeteroSAGE weights of ``groups`` stacked nets of one width (same names as dislomob.model.heterosage.HeteroSAGE)."""
 
-    def __init__(self, hp: PIGNNHParams):
+    def __init__(self, hp: PIGNNHParams, groups: int, width: int):
         super().__init__()
-        g = 3 * hp.members
         self.layers = nn.ModuleList(
-            _Layer(g, hp.node_in if k == 0 else hp.width, hp.gp_in if k == 0 else hp.width, hp.width, k < hp.depth - 1)
+            _Layer(groups, hp.node_in if k == 0 else width, hp.gp_in if k == 0 else width, width, k < hp.depth - 1)
             for k in range(hp.depth))
+
+    def forward(self, h_node: Tensor, h_gp: Tensor, e_gp: Tensor, e_node: Tensor, node_count: Tensor,
+                gp_count: Tensor) -> Tensor:
+        """Node embeddings (n, groups, width) after the layers (mean aggregation both ways, as HeteroSAGE)."""
+        for layer in self.layers:
+            agg = _mean_into(h_gp, e_gp, e_node, node_count)
+            h_node = torch.relu(layer.node_from_gp(agg) + layer.node_self(h_node))
+            if layer.update_gp:
+                agg = _mean_into(h_node, e_node, e_gp, gp_count)
+                h_gp = torch.relu(layer.gp_from_node(agg) + layer.gp_self(h_gp))
+        return h_node
 
 
 def _mean_into(x: Tensor, src: Tensor, dst: Tensor, count: Tensor) -> Tensor:
@@ -103,10 +113,14 @@ class ExportLaw(nn.Module):
         self.hp = hp
         m = hp.members
         seeds = [0] * m
-        self.trunk = _Trunk(hp)
-        self.head_f = GroupedLinear(m, hp.width, 1 if hp.glide_only else 2, seeds)
-        self.head_b = GroupedLinear(m, hp.width, 1, seeds)
-        self.head_e = GroupedLinear(m, hp.width, 1, seeds)
+        wf, wb, we = hp.net_widths
+        if wf == wb == we:  # EnsemblePIGNN's layout: one stacked trunk, or one trunk per net of its own width
+            self.trunk, self.trunks = _Trunk(hp, 3 * m, wf), None
+        else:
+            self.trunk, self.trunks = None, nn.ModuleList([_Trunk(hp, m, w) for w in hp.net_widths])
+        self.head_f = GroupedLinear(m, wf, 1 if hp.glide_only else 2, seeds)
+        self.head_b = GroupedLinear(m, wb, 1, seeds)
+        self.head_e = GroupedLinear(m, we, 1, seeds)
         for name, size in (("node_mean", hp.node_in), ("node_std", hp.node_in), ("gp_mean", hp.gp_in),
                            ("gp_std", hp.gp_in)):
             self.register_buffer(name, torch.zeros(size))
@@ -161,13 +175,12 @@ class ExportLaw(nn.Module):
 
         h_node = (node_x - self.node_mean) / self.node_std
         h_gp = (gp_x - self.gp_mean) / self.gp_std
-        for layer in self.trunk.layers:
-            agg = _mean_into(h_gp, e_gp, e_node, node_count)
-            h_node = torch.relu(layer.node_from_gp(agg) + layer.node_self(h_node))
-            if layer.update_gp:
-                agg = _mean_into(h_node, e_node, e_gp, gp_count)
-                h_gp = torch.relu(layer.gp_from_node(agg) + layer.gp_self(h_gp))
-        h = h_node
+        graph = (e_gp, e_node, node_count, gp_count)
+        if self.trunk is not None:
+            h = self.trunk(h_node, h_gp, *graph)
+            h_f, h_b, h_e = h[:, :m], h[:, m:2 * m], h[:, 2 * m:]
+        else:
+            h_f, h_b, h_e = (trunk(h_node, h_gp, *graph) for trunk in self.trunks)
 
         tangent = unit.new_zeros(n, 3).index_add(0, src, unit).index_add(0, dst, unit)
         tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)
@@ -176,10 +189,10 @@ class ExportLaw(nn.Module):
         pk = torch.cross(torch.einsum("nab,nb->na", node_sigma, frame[:, 0]), tangent, dim=-1)
         k = 1 if self.hp.glide_only else 2
         pk_axes = torch.einsum("nc,nkc->nk", pk, axes[:, :k]) / self.force_scale
-        gain = tf.softplus(self.head_f(h[:, :m])) * self.speed_scale
+        gain = tf.softplus(self.head_f(h_f)) * self.speed_scale
         force = torch.einsum("nmk,nk,nkc,nic->nmi", gain, pk_axes, axes[:, :k], frame)
-        drag = tf.softplus(self.head_b(h[:, m:2 * m])[..., 0]) + self.hp.drag_floor
-        energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h[:, 2 * m:])[..., 0])
+        drag = tf.softplus(self.head_b(h_b)[..., 0]) + self.hp.drag_floor
+        energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h_e)[..., 0])
         rate = torch.exp(-energy / (K_B_EV_PER_K * temp.clamp_min(1e-3))) / drag
         v_local = (rate * ANGSTROM_PER_PS_TO_M_PER_S)[..., None] * force  # (n, M, 3) m/s in (b, n, s)
         v = torch.einsum("nij,nmi->mnj", frame, v_local)[self.active_index]
