@@ -109,9 +109,9 @@ def log_pyfunc(ensemble: Path, cfg: Config, example: Path, root: Path):
     import mlflow.pyfunc
 
     from dislomob.registry.package import log_law_model
+    from dislomob.tracking import tracking_setup
 
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    mlflow.set_experiment("ddd-throughput")
+    tracking_setup(f"sqlite:///{root / 'mlflow.db'}", "ddd-throughput")  # artifacts under root, not ./mlruns
     with mlflow.start_run():
         info = log_law_model(ensemble, cfg, example)
     return mlflow.pyfunc.load_model(info.model_uri)
