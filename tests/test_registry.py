@@ -193,7 +193,11 @@ def test_fresh_process_loads_champion_with_only_the_registry(registry, tmp_path:
 
 
 @pytest.mark.slow  # the registry fixture logs four models (~30 s on 2 shared cores)
-def test_from_registry_and_predict_cli_match_from_path(registry, capsys) -> None:
+def test_from_registry_and_predict_cli_match_from_path(registry, capsys, tmp_path: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")  # as in a fresh process: the default store is
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")  # not the registry; only the argument names it
     network = read_network(DIPOLE_FILE)
     v, sigma = MobilityLaw.from_path(registry["best"], Config()).velocities(network)
     law = MobilityLaw.from_registry(f"models:/{NAME}/2", registry["uri"])

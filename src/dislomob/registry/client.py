@@ -63,9 +63,12 @@ def resolve_version(uri: str, registry_uri: str) -> ModelVersion:
 def download_model(uri: str, registry_uri: str, dst: str | Path) -> Path:
     """Download the MLflow model that ``uri`` names from ``registry_uri`` into the folder ``dst``; its local path."""
     import mlflow.artifacts
+    from mlflow import MlflowClient
 
     mv = resolve_version(uri, registry_uri)
-    name = parse_model_uri(uri)[0]
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst),
-                                                tracking_uri=registry_uri, registry_uri=registry_uri)
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+    # the version's own artifact location: a models:/ URI here would be resolved by MLflow against the process's
+    # default registry (MLflow 3.17's models artifact repository ignores the registry_uri it is given)
+    source = client.get_model_version_download_uri(mv.name, mv.version)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=registry_uri)
     return Path(local)
