@@ -296,3 +296,11 @@ def test_junctions_line_ends_and_winding_lines_raise_naming_the_node(law: Mobili
         np.tile(np.arange(8) / 8, 2), cell[0]))
     with pytest.raises(UnsupportedNetworkError, match=r"nodes \[0, 1, 2, 3\]\.\.\. closes after \[1, 1, 0\] cell rows"):
         law.velocities(diagonal)
+
+
+def test_a_segment_whose_burgers_vector_leaves_its_slip_plane_is_named(law: MobilityLaw) -> None:
+    net = dipole(90.0, 0.5)
+    normals = net.normals.copy()
+    normals[5] = net.burgers_angstrom[5]
+    with pytest.raises(UnsupportedNetworkError, match=r"segment 5: Burgers vector .* is not in the slip plane"):
+        law.velocities(dataclasses.replace(net, normals=normals))

@@ -45,7 +45,7 @@ from dislomob.errors import DislomobError
 from dislomob.features.discretize import NodeLine, gauss_points
 from dislomob.features.featurize import stress_settings
 from dislomob.features.graphs import Snapshot, StressSettings, to_heterodata, to_record
-from dislomob.features.local_frame import line_frame
+from dislomob.features.local_frame import FrameRowError, line_frames
 from dislomob.features.periodic import mean_image_stress, network_stress
 from dislomob.features.stress import segment_stress
 
@@ -160,13 +160,11 @@ def node_line(network: DislocationNetwork, line: Line, vectors: np.ndarray) -> N
 
 def node_frames(network: DislocationNetwork, line: Line, burgers: np.ndarray) -> np.ndarray:
     """Frames (k, 3, 3) rows (b_hat, n_hat, s_hat) of a line's segments (walk-sense b, stored normal)."""
-    out = []
-    for seg in line.segments:
-        try:
-            out.append(line_frame(burgers, network.normals[seg]))
-        except ValueError as err:
-            raise UnsupportedNetworkError(f"segment {int(seg)}: {err}") from None
-    return np.stack(out)
+    normals = network.normals[line.segments]
+    try:
+        return line_frames(burgers, normals)
+    except FrameRowError as err:
+        raise UnsupportedNetworkError(f"segment {int(line.segments[err.row])}: {err.reason}") from None
 
 
 def internal_stress(points: np.ndarray, lines: list[NodeLine], network: DislocationNetwork,
@@ -224,8 +222,33 @@ def _graph_cell(network: DislocationNetwork, node_pos: np.ndarray) -> np.ndarray
     return np.diag(2.0 * extent + OPEN_CELL_MARGIN_ANGSTROM)
 
 
-def network_graph(network: DislocationNetwork, cfg: Config, dtype: torch.dtype = torch.float64) -> NetworkGraph:
-    """The graph_schema graph of ``network`` (real numbers in ``dtype``) and its map back to the network's nodes."""
+@dataclass(frozen=True)
+class WalkedNetwork:
+    """A network walked into graph order, with the stress at its Gauss points: everything of the graph but the graph.
+
+    Graph node g is network node ``node_of[g]``, starts segment g (network segment ``segment_of[g]``, stored the
+    other way round where ``flipped[g]``) that ends at graph node ``dst[g]``; ``starts``/``ends``/``shift`` are the
+    unwrapped segment ends and periodic shifts (Angstrom), ``gp_pos``/``gp_segment``/``gp_stress`` the Gauss points
+    (Angstrom, graph segment, GPa total stress)."""
+
+    lines: list[NodeLine]
+    frames: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    shift: np.ndarray
+    dst: np.ndarray
+    node_of: np.ndarray
+    segment_of: np.ndarray
+    flipped: np.ndarray
+    gp_pos: np.ndarray
+    gp_segment: np.ndarray
+    gp_stress: np.ndarray
+    cell: np.ndarray
+    stress_source: str
+
+
+def walk_network(network: DislocationNetwork, cfg: Config) -> WalkedNetwork:
+    """Walk ``network`` into graph order and evaluate its stress at the Gauss points (GPa; see the module doc)."""
     walked = network_lines(network)
     vectors = segment_vectors(network)
     lines = [node_line(network, ln, vectors) for ln in walked]
@@ -234,13 +257,11 @@ def network_graph(network: DislocationNetwork, cfg: Config, dtype: torch.dtype =
     starts, ends, shift = (np.vstack([p[i] for p in parts]) for i in range(3))
     sizes = np.array([nl.n_nodes for nl in lines])
     offset = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    src = np.arange(sizes.sum())
     dst = np.concatenate([o + np.roll(np.arange(s), -1) for o, s in zip(offset, sizes)])
     node_of = np.concatenate([w.nodes for w in walked])
     segment_of = np.concatenate([w.segments for w in walked])
     flipped = np.concatenate([w.flipped for w in walked])
-    f = cfg.features
-    gps = gauss_points(starts, ends, f.n_gauss)
+    gps = gauss_points(starts, ends, cfg.features.n_gauss)
     if network.has_quadrature_stress:
         d = ends - starts
         along = np.einsum("pk,pk->p", gps.pos - starts[gps.segment], d[gps.segment])
@@ -250,9 +271,18 @@ def network_graph(network: DislocationNetwork, cfg: Config, dtype: torch.dtype =
     else:
         b_len = float(np.linalg.norm(network.burgers_angstrom, axis=1).mean())
         stress, source = internal_stress(gps.pos, lines, network, stress_settings(cfg, b_len)), STRESS_INTERNAL
-    snap = Snapshot(lines, starts, frames, src, dst, shift, gps.pos, gps.segment, stress)
+    return WalkedNetwork(lines, frames, starts, ends, shift, dst, node_of, segment_of, flipped, gps.pos,
+                         gps.segment, stress, _graph_cell(network, starts), source)
+
+
+def network_graph(network: DislocationNetwork, cfg: Config, dtype: torch.dtype = torch.float64) -> NetworkGraph:
+    """The graph_schema graph of ``network`` (real numbers in ``dtype``) and its map back to the network's nodes."""
+    w = walk_network(network, cfg)
+    f = cfg.features
+    src = np.arange(len(w.node_of))
+    snap = Snapshot(w.lines, w.starts, w.frames, src, w.dst, w.shift, w.gp_pos, w.gp_segment, w.gp_stress)
     info = {"dt_ps": f.dt_ps, "temperature_k": network.temperature_k, "angle_deg": float("nan"),
             "stress_gpa": float("nan"), "traj_id": "ddd_network", "frame_index": 0, "time_ps": 0.0}
-    graph = to_heterodata(to_record(snap, np.zeros_like(starts), lines, _graph_cell(network, starts), info, dtype))
+    graph = to_heterodata(to_record(snap, np.zeros_like(w.starts), w.lines, w.cell, info, dtype))
     graph.pbc = torch.full((1, 3), network.cell_angstrom is not None, dtype=torch.bool)
-    return NetworkGraph(graph, node_of, segment_of, flipped, source)
+    return NetworkGraph(graph, w.node_of, w.segment_of, w.flipped, w.stress_source)

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dislomob import graph_schema as S
 from dislomob.config import Config
 from dislomob.ddd.network import DislocationNetwork, minimum_image, segment_vectors
-from dislomob.ddd.network_graph import network_graph
+from dislomob.ddd.network_graph import walk_network
 
 INPUT_NAMES = ("positions", "segments", "burgers", "normals", "cell", "q_segment", "q_u", "q_stress",
                "temperature_k", "node_flags")
@@ -75,30 +74,28 @@ def quadrature_u(network: DislocationNetwork) -> np.ndarray:
 def export_inputs(network: DislocationNetwork, cfg: Config | None = None) -> ExportInputs:
     """``network`` in the contract layout (walk, checks and errors of dislomob.ddd.network_graph; see module doc)."""
     cfg = cfg if cfg is not None else Config()
-    ng = network_graph(network, cfg, torch.float64)
-    g = ng.graph
-    n = len(ng.node_of)
-    dst = g[S.NODE_SEG].edge_index[1].numpy()
-    sign = np.where(ng.flipped, -1.0, 1.0)[:, None]
+    w = walk_network(network, cfg)
+    n = len(w.node_of)
+    sign = np.where(w.flipped, -1.0, 1.0)[:, None]
     if network.has_quadrature_stress:
         canonical = np.empty(network.n_segments, dtype=np.int64)
-        canonical[ng.segment_of] = np.arange(n)
+        canonical[w.segment_of] = np.arange(n)
         q_segment = canonical[network.quad_segments]
         u = quadrature_u(network)
-        q_u = np.where(ng.flipped[q_segment], 1.0 - u, u)
+        q_u = np.where(w.flipped[q_segment], 1.0 - u, u)
         q_stress = np.array(network.quad_stress_gpa)
     else:
         k = cfg.features.n_gauss
-        q_segment = g[S.GP].segment.numpy().astype(np.int64)
+        q_segment = w.gp_segment
         q_u = np.tile(0.5 * (np.polynomial.legendre.leggauss(k)[0] + 1.0), n)
-        q_stress = g[S.GP].stress_gpa.double().numpy()
-    flags = network.node_flags[ng.node_of] if network.node_flags is not None else np.zeros(n, dtype=np.int64)
+        q_stress = w.gp_stress
+    flags = network.node_flags[w.node_of] if network.node_flags is not None else np.zeros(n, dtype=np.int64)
     return ExportInputs(
-        positions=np.array(network.positions_angstrom[ng.node_of]),
-        segments=np.stack([np.arange(n), dst], axis=1).astype(np.int64),
-        burgers=network.burgers_angstrom[ng.segment_of] * sign,
-        normals=np.array(network.normals[ng.segment_of]),
-        cell=g.cell.double().numpy().reshape(3, 3),
+        positions=np.array(network.positions_angstrom[w.node_of]),
+        segments=np.stack([np.arange(n), w.dst], axis=1).astype(np.int64),
+        burgers=network.burgers_angstrom[w.segment_of] * sign,
+        normals=np.array(network.normals[w.segment_of]),
+        cell=np.array(w.cell, dtype=np.float64).reshape(3, 3),
         q_segment=q_segment.astype(np.int64), q_u=q_u.astype(np.float64), q_stress=q_stress.astype(np.float64),
         temperature_k=np.array([network.temperature_k]), node_flags=flags.astype(np.int64),
-        node_of=np.asarray(ng.node_of, dtype=np.int64))
+        node_of=np.asarray(w.node_of, dtype=np.int64))
