@@ -28,6 +28,7 @@ from dislomob.export.contract import export_inputs
 from dislomob.export.cpp_check import compare_with_python
 from dislomob.export.package import export_law, export_module, load_package
 from dislomob.export.textio import input_text, parse_output
+from dislomob.model.ensemble import load_ensemble, save_ensemble
 from ddd_helpers import DIPOLE_FILE, rotated, untrained_law_file
 from model_helpers import random_rotation, torch_one_thread  # noqa: F401 (autouse fixture)
 
@@ -118,6 +119,25 @@ def test_pure_torch_module_equals_the_law_with_per_net_widths(tmp_path: Path) ->
     for case in ("dipole", "loop with quadrature"):
         net = networks()[case]
         assert_same(exported_velocities(export_module(path, CFG), net), per_net.velocities(net), REL_TOL)
+
+
+@pytest.mark.parametrize("widths", [None, (7, 4, 3)])
+def test_the_export_computes_the_active_members_only_and_still_equals_the_law(tmp_path: Path, widths) -> None:
+    """Members 1, 2 and 4 of 5 inactive (as select_top leaves them): the export keeps members 0 and 3 only."""
+    path = untrained_law_file(tmp_path, members=5, seed=7, cfg=CFG, widths=widths)
+    model, extra = load_ensemble(path)
+    model.active.copy_(torch.tensor([True, False, False, True, False]))
+    save_ensemble(model, path, extra)
+    module = export_module(path, CFG)
+    assert module.hp.members == 2 and module.ensemble_members == 5
+    full = MobilityLaw.from_path(path, CFG)
+    for case in ("dipole", "quadrature, rotated"):
+        net = networks()[case]
+        assert_same(exported_velocities(module, net), full.velocities(net), REL_TOL)
+    model.active.copy_(torch.tensor([True, True, False, False, True]))
+    save_ensemble(model, path, extra)
+    other = MobilityLaw.from_path(path, CFG).velocities(networks()["dipole"])
+    assert np.abs(other[0] - full.velocities(networks()["dipole"])[0]).max() > 1e-3 * np.abs(other[0]).max()
 
 
 def test_export_inputs_refuse_a_junction() -> None:

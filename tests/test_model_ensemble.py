@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dislomob.features.invariants import graph_features
-from dislomob.model.ensemble import (load_ensemble, predictive, relative_uncertainty, save_ensemble, select_top,
+from dislomob.model.ensemble import (active_members, load_ensemble, predictive, relative_uncertainty, save_ensemble, select_top,
                                      warm_start)
 from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
 from model_helpers import loop_graph, torch_one_thread  # noqa: F401 (autouse fixture)
@@ -60,3 +60,20 @@ def test_save_load_round_trip_and_warm_start(tmp_path) -> None:
     assert bool(fresh.active.all())
     with pytest.raises(ValueError, match="equal members"):
         warm_start(EnsemblePIGNN(_hp(g, members=4)), loaded)
+
+
+@pytest.mark.parametrize("widths", [{}, {"width_f": 7, "width_b": 4, "width_e": 3}])
+def test_active_members_model_predicts_what_the_whole_ensemble_predicts(widths) -> None:
+    g = loop_graph(10.0, 0.5, 300.0)
+    model = EnsemblePIGNN(PIGNNHParams(members=6, width=5, seed=3, **widths)).double()
+    model.fit_scales(*graph_features(g, torch.float64), speed_rms=3.0, force_rms=0.5)
+    select_top(model, torch.tensor([0.4, 0.1, 0.9, 0.3, 0.8, 0.7]))
+    small = active_members(model)
+    assert small.hp.members == 3 and bool(small.active.all())
+    with torch.no_grad():
+        dx_all, dx_small = model(g)["dx"], small(g)["dx"]
+    assert torch.allclose(dx_small, dx_all[[0, 1, 3]], rtol=1e-12, atol=1e-15)
+    for got, want in zip(predictive(dx_small, small.active), predictive(dx_all, model.active)):
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert not torch.allclose(predictive(dx_all, torch.ones(6, dtype=torch.bool))[0], predictive(dx_small,
+                                                                                                 small.active)[0])

@@ -33,13 +33,13 @@ from dislomob.config import Config
 from dislomob.ddd.network import NODE_PINNED, DislocationNetwork, read_network
 from dislomob.ddd.network_graph import NetworkGraph, network_graph
 from dislomob.model.consistency import ANGSTROM_PER_PS_TO_M_PER_S
-from dislomob.model.ensemble import load_ensemble
+from dislomob.model.ensemble import active_members, load_ensemble
 from dislomob.model.pignn import EnsemblePIGNN
 from dislomob.model.predict import predict
 
 
 class MobilityLaw:
-    """A trained PI-GNN ensemble with the featurization settings it was trained with; velocities in m/s.
+    """A trained PI-GNN ensemble (its active members) with the featurization settings it was trained with; m/s.
 
     ``cfg`` must be the configuration the ensemble was trained with (its ``material`` and ``features``: elastic
     constants, core width, images, Gauss points, dt); the default is the project's default (demo) profile.
@@ -47,6 +47,7 @@ class MobilityLaw:
     """
 
     def __init__(self, model: EnsemblePIGNN, cfg: Config | None = None, dtype: torch.dtype = torch.float64):
+        model = active_members(model) if isinstance(model, EnsemblePIGNN) else model
         self.model = model.to(dtype).eval()
         self.cfg = cfg if cfg is not None else Config()
         self.dtype = dtype

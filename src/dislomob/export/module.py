@@ -3,7 +3,7 @@
 :class:`ExportLaw` does in torch what :func:`dislomob.ddd.network_graph.network_graph` (quadrature-stress
 path) and :func:`dislomob.model.predict.predict` on an :class:`dislomob.model.pignn.EnsemblePIGNN` do, with
 ``index_add`` aggregations instead of PyG message passing and no data-dependent shapes. Its state dict has
-exactly the keys of the ensemble's, so it loads the same weights, scales and active members. Inputs and
+exactly the keys of the ensemble's; :meth:`ExportLaw.from_ensemble` keeps the active members' weights only. Inputs and
 outputs follow :mod:`dislomob.export.contract` (Angstrom, GPa, K in; m/s out).
 """
 
@@ -18,6 +18,7 @@ from dislomob.ddd.network import NODE_PINNED
 from dislomob.export.contract import U_CLIP
 from dislomob.features.invariants import gp_invariants
 from dislomob.model.consistency import ANGSTROM_PER_PS_TO_M_PER_S
+from dislomob.model.ensemble import active_state_dict
 from dislomob.model.heterosage import GroupedLinear
 from dislomob.model.line_geometry import motion_axes
 from dislomob.model.pignn import K_B_EV_PER_K, EnsemblePIGNN, PIGNNHParams
@@ -48,22 +49,33 @@ class _Trunk(nn.Module):
             _Layer(groups, hp.node_in if k == 0 else width, hp.gp_in if k == 0 else width, width, k < hp.depth - 1)
             for k in range(hp.depth))
 
-    def forward(self, h_node: Tensor, h_gp: Tensor, e_gp: Tensor, e_node: Tensor, node_count: Tensor,
-                gp_count: Tensor) -> Tensor:
+    def forward(self, h_node: Tensor, h_gp: Tensor, src: Tensor, dst: Tensor, node_count: Tensor) -> Tensor:
         """Node embeddings (n, groups, width) after the layers (mean aggregation both ways, as HeteroSAGE)."""
         for layer in self.layers:
-            agg = _mean_into(h_gp, e_gp, e_node, node_count)
+            agg = gp_mean_at_nodes(h_gp, src, dst, node_count)
             h_node = torch.relu(layer.node_from_gp(agg) + layer.node_self(h_node))
             if layer.update_gp:
-                agg = _mean_into(h_node, e_node, e_gp, gp_count)
+                agg = node_mean_at_gps(h_node, src, dst, h_gp.shape[0] // h_node.shape[0])
                 h_gp = torch.relu(layer.gp_from_node(agg) + layer.gp_self(h_gp))
         return h_node
 
 
-def _mean_into(x: Tensor, src: Tensor, dst: Tensor, count: Tensor) -> Tensor:
-    """Mean over edges (src -> dst) of source features x (n_src, ...) -> (len(count), ...)."""
-    total = x.new_zeros((count.shape[0],) + tuple(x.shape[1:])).index_add(0, dst, x[src])
+def gp_mean_at_nodes(x: Tensor, src: Tensor, dst: Tensor, count: Tensor) -> Tensor:
+    """Mean over the Gauss points of both segments at each node of GP features x (n * n_gauss, ...) -> (n, ...).
+
+    GP k * n_gauss + j lies on segment k (src[k] -> dst[k]) and is an edge to both its nodes (the graph_schema
+    GP-node edges), so a node's sum is the sums of its segments' points: one scatter of n rows per end
+    instead of a gather and scatter of 2 * n * n_gauss edge rows."""
+    seg = x.reshape((src.shape[0], -1) + tuple(x.shape[1:])).sum(1)
+    total = torch.zeros_like(seg).index_add(0, src, seg).index_add(0, dst, seg)
     return total / count.reshape((-1,) + (1,) * (x.dim() - 1))
+
+
+def node_mean_at_gps(x: Tensor, src: Tensor, dst: Tensor, n_gauss: int) -> Tensor:
+    """Mean of the two end nodes' features x (n, ...) at every Gauss point of their segment -> (n * n_gauss, ...)."""
+    seg = 0.5 * (x[src] + x[dst])
+    return seg.unsqueeze(1).expand((seg.shape[0], n_gauss) + tuple(seg.shape[1:])).reshape(
+        (-1,) + tuple(seg.shape[1:]))
 
 
 def inverse_3x3(a: Tensor) -> Tensor:
@@ -131,13 +143,17 @@ class ExportLaw(nn.Module):
         self.register_buffer("gauss_u", torch.as_tensor(u, dtype=torch.float64), persistent=False)
         self.register_buffer("active_index", torch.arange(m), persistent=False)
         self.n_gauss = n_gauss
+        self.ensemble_members = m
 
     @classmethod
     def from_ensemble(cls, model: EnsemblePIGNN, n_gauss: int, dtype: torch.dtype = torch.float64) -> ExportLaw:
-        """The export module of ``model`` (its state dict loaded strictly) with ``n_gauss`` Gauss points per segment."""
-        law = cls(model.hp, n_gauss)
-        law.load_state_dict(model.state_dict(), strict=True)
+        """The export module of ``model``'s active members only (the inactive ones never reach the mean and
+        variance, so they are not computed) with ``n_gauss`` Gauss points per segment."""
+        hp, state = active_state_dict(model)
+        law = cls(hp, n_gauss)
+        law.load_state_dict(state, strict=True)
         law.set_active()
+        law.ensemble_members = model.hp.members
         return law.to(dtype).eval()
 
     def set_active(self) -> None:
@@ -166,16 +182,13 @@ class ExportLaw(nn.Module):
         temp = temperature_k.reshape(1).to(dtype)
         gp_x = gp_invariants(frame[gp_seg], stress, unit[gp_seg], temp.expand(gp_seg.shape[0]))
 
-        gp_idx = torch.arange(gp_seg.shape[0], device=positions.device)
-        e_gp = torch.cat([gp_idx, gp_idx])
-        e_node = torch.cat([src[gp_seg], dst[gp_seg]])
-        node_count = positions.new_zeros(n).index_add(0, e_node, torch.ones_like(e_node, dtype=dtype))
-        gp_count = torch.full_like(gp_u, 2.0)
-        node_x = _mean_into(gp_x, e_gp, e_node, node_count)
+        ones = torch.full((n,), float(ng), dtype=dtype, device=positions.device)
+        node_count = ones.new_zeros(n).index_add(0, src, ones).index_add(0, dst, ones)
+        node_x = gp_mean_at_nodes(gp_x, src, dst, node_count)
 
         h_node = (node_x - self.node_mean) / self.node_std
         h_gp = (gp_x - self.gp_mean) / self.gp_std
-        graph = (e_gp, e_node, node_count, gp_count)
+        graph = (src, dst, node_count)
         if self.trunk is not None:
             h = self.trunk(h_node, h_gp, *graph)
             h_f, h_b, h_e = h[:, :m], h[:, m:2 * m], h[:, 2 * m:]
@@ -185,7 +198,7 @@ class ExportLaw(nn.Module):
         tangent = unit.new_zeros(n, 3).index_add(0, src, unit).index_add(0, dst, unit)
         tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)
         axes = motion_axes(tangent, frame)
-        node_sigma = _mean_into(stress, e_gp, e_node, node_count)
+        node_sigma = gp_mean_at_nodes(stress, src, dst, node_count)
         pk = torch.cross(torch.einsum("nab,nb->na", node_sigma, frame[:, 0]), tangent, dim=-1)
         k = 1 if self.hp.glide_only else 2
         pk_axes = torch.einsum("nc,nkc->nk", pk, axes[:, :k]) / self.force_scale

@@ -72,7 +72,7 @@ def export_law(ensemble_path: str | Path, cfg: Config, out_path: str | Path, exa
         shutil.rmtree(tmp, ignore_errors=True)
     t2 = time.perf_counter()
     return {"package": str(out), "export_seconds": t1 - t0, "compile_seconds": t2 - t1,
-            "active_members": int(law.active_index.numel()), "members": law.hp.members,
+            "active_members": int(law.active_index.numel()), "members": law.ensemble_members,
             "metadata": package_metadata(cfg)}
 
 

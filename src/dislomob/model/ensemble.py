@@ -6,6 +6,7 @@ Displacements in Angstrom; variances in Angstrom^2.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -30,6 +31,33 @@ def select_top(model: EnsemblePIGNN, val_loss: Tensor, fraction: float = 0.5) ->
     model.active.zero_()
     model.active[best] = True
     return best
+
+
+def active_state_dict(model: EnsemblePIGNN) -> tuple[PIGNNHParams, dict[str, Tensor]]:
+    """Hyperparameters and state dict of ``model`` cut to its active members: every member-stacked weight keeps
+    their rows (a stacked trunk holds the F, B and E members one block of ``members`` after the other)."""
+    idx = torch.nonzero(model.active).reshape(-1)
+    if idx.numel() == 0:
+        raise ValueError("no active ensemble member: run select_top first")
+    m = model.hp.members
+    stacked = torch.cat([idx, idx + m, idx + 2 * m])
+    out = {}
+    for key, value in model.state_dict().items():
+        if key == "active":
+            value = torch.ones(idx.numel(), dtype=torch.bool)
+        elif value.dim() >= 2:  # GroupedLinear weight (G, in, out) and bias (G, out)
+            value = value[stacked] if value.shape[0] == 3 * m else value[idx] if value.shape[0] == m else value
+        out[key] = value
+    return dataclasses.replace(model.hp, members=int(idx.numel())), out
+
+
+def active_members(model: EnsemblePIGNN) -> EnsemblePIGNN:
+    """A model of ``model``'s active members only (same predictive mean and variance, less work), same dtype."""
+    hp, state = active_state_dict(model)
+    dtype = next(iter(model.parameters())).dtype
+    small = EnsemblePIGNN(hp).to(dtype)
+    small.load_state_dict(state, strict=True)
+    return small
 
 
 def predictive(dx: Tensor, active: Tensor) -> tuple[Tensor, Tensor]:
