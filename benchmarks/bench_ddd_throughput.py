@@ -7,6 +7,8 @@ OpenMP follows it), the median of ``--repeats`` calls after one warm-up call:
 - ``python_internal``: ``MobilityLaw.velocities`` on the network without quadrature stress (the law computes the
   network's own non-singular stress, numba kernel on ``--threads`` threads, + applied stress; one timed call
   from 1000 nodes, skipped above ``--internal-max-nodes``: its cost grows as nodes^2 x periodic images);
+  ``pyfunc_internal`` and ``export_internal_end_to_end``: the same network through the pyfunc model and through
+  ``export_inputs`` (which computes that stress at the Gauss points) + the package;
 - ``python_quadrature``: ``MobilityLaw.velocities`` on the same network carrying the DDD code's quadrature stress
   (2 points per segment: applied stress + a smooth field);
 - ``pyfunc``: the logged and re-loaded MLflow pyfunc model on the quadrature network's JSON text (its own path:
@@ -138,8 +140,22 @@ def bench_size(n_nodes: int, law: MobilityLaw, pyfunc, package, cfg: Config, rep
                            "n_quadrature_points": int(len(quad.quad_segments))}
     seconds: dict[str, float] = {}
     if internal:
-        seconds["python_internal"], (v_int, _) = timed(lambda: law.velocities(net), 1 if n_nodes >= 1000 else repeats)
+        reps = 1 if n_nodes >= 1000 else repeats
+        seconds["python_internal"], (v_int, _) = timed(lambda: law.velocities(net), reps)
         row["max_speed_internal_m_per_s"] = float(np.abs(v_int).max())
+        plain = networks_frame([dumps_network(network_to_dict(net))])
+        seconds["pyfunc_internal"], out_int = timed(lambda: pyfunc.predict(plain), reps)
+
+        def internal_end_to_end():
+            ins = export_inputs(net, cfg)
+            with torch.no_grad():
+                return ins.to_network_order(package(*ins.tensors())[0].numpy())
+
+        seconds["export_internal_end_to_end"], v_ex_int = timed(internal_end_to_end, reps)
+        row["max_abs_diff_internal_m_per_s"] = {
+            "pyfunc_vs_python": float(np.abs(out_int[["vx_m_per_s", "vy_m_per_s", "vz_m_per_s"]].to_numpy()
+                                             - v_int).max()),
+            "export_vs_python": float(np.abs(v_ex_int - v_int).max())}
     seconds["python_quadrature"], (v_ref, s_ref) = timed(lambda: law.velocities(quad), repeats)
     text = dumps_network(network_to_dict(quad))
     frame = networks_frame([text])
@@ -171,7 +187,8 @@ def bench_size(n_nodes: int, law: MobilityLaw, pyfunc, package, cfg: Config, rep
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of nodes/s per path and the agreement columns."""
-    paths = ["python_internal", "python_quadrature", "pyfunc", "export_call", "export_end_to_end"]
+    paths = ["python_internal", "pyfunc_internal", "export_internal_end_to_end", "python_quadrature", "pyfunc",
+             "export_call", "export_end_to_end"]
     head = ("| nodes | torch threads | " + " | ".join(f"{p} (nodes/s)" for p in paths)
             + " | export/python_quadrature | max abs diff pyfunc, export (m/s) | max speed (m/s) |")
     lines = [head, "|" + "---|" * (len(paths) + 5)]
