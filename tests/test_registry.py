@@ -31,7 +31,7 @@ from dislomob.registry.client import RegistryError, parse_model_uri
 from dislomob.registry.law_config import config_from_law_config, law_config, read_law_config, write_law_config
 from dislomob.registry.provenance import data_versions, git_tags
 from dislomob.registry.source import EnsembleSource, resolve_source
-from dislomob.registry.stage import register_ensemble
+from dislomob.registry.stage import failed_sanity, register_ensemble
 from model_helpers import graph_record, shear_stress, torch_one_thread, trajectory_graphs  # noqa: F401 (autouse)
 
 NAME = "test-law"
@@ -71,8 +71,9 @@ def quiet_downloads():
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, test_graphs, quiet_downloads):
-    """Four registrations in one registry: worst (first: champion), best (champion), middle (challenger), and a
-    byte-different copy of the best (equal error: champion). Returns the folder, the config and the records."""
+    """Four versions in one registry: worst (first: champion), best (fails its MD sanity checks: challenger),
+    middle (champion), a byte-different copy of the best registered without sanity checks (champion) and the
+    middle again (reused, challenger). Returns the folder, the config and the records."""
     root = tmp_path_factory.mktemp("registry")
     cfg = parse_config({"registry": {"model_name": NAME, "tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}})
     files = {s: untrained_law_file(root / f"seed{s}", members=3, seed=s) for s in (1, 2, 3)}
@@ -99,23 +100,24 @@ def registry(tmp_path_factory, test_graphs, quiet_downloads):
 
 
 @pytest.mark.slow  # the registry fixture logs four models (~30 s on 2 shared cores)
-def test_champion_moves_only_when_not_worse(registry) -> None:
+def test_champion_moves_only_when_not_worse_and_sane(registry) -> None:
     from mlflow import MlflowClient
 
     worst, best, middle, best_copy, middle_again = (s["rec"] for s in registry["steps"])
     assert (worst["version"], worst["alias"], worst["reason"]) == (1, CHAMPION, "no champion yet")
-    assert (best["version"], best["alias"], best["champion_version_before"]) == (2, CHAMPION, 1)
+    # the best error, but the untrained law fails its MD sanity checks (screw/edge ordering): challenger
+    assert (best["version"], best["alias"], best["champion_version"]) == (2, CHALLENGER, 1)
+    assert best["reason"].startswith("failed the law's sanity checks: ordering") and best["sanity_passed"] is False
+    assert best["test_error_median"] < middle["test_error_median"] < worst["test_error_median"]
     # the champion's error is recomputed on the same test set: the worst ensemble's own error
     assert best["champion_test_error_median_before"] == pytest.approx(worst["test_error_median"], rel=1e-12)
-    assert best["test_error_median"] < worst["test_error_median"]
-    assert (middle["version"], middle["alias"], middle["champion_version"]) == (3, CHALLENGER, 2)
-    assert middle["test_error_median"] > best["test_error_median"]
-    assert "worse than champion version 2" in middle["reason"]
-    # equal error (same weights, other bytes) is not worse: champion moves to the new version
-    assert (best_copy["version"], best_copy["alias"], best_copy["champion_version_before"]) == (4, CHAMPION, 2)
+    assert (middle["version"], middle["alias"], middle["champion_version_before"]) == (3, CHAMPION, 1)
+    # the same weights as the challenger, other bytes, no sanity run: better than the champion, champion moves
+    assert (best_copy["version"], best_copy["alias"], best_copy["champion_version_before"]) == (4, CHAMPION, 3)
     assert best_copy["test_error_median"] == best["test_error_median"]
-    # registering content that is already a version reuses it (idempotent stage)
+    # registering content that is already a version reuses it (idempotent stage); now worse than the champion
     assert (middle_again["version"], middle_again["reused_version"], middle_again["alias"]) == (3, True, CHALLENGER)
+    assert "worse than champion version 4" in middle_again["reason"]
     client = MlflowClient(tracking_uri=registry["uri"], registry_uri=registry["uri"])
     assert sorted(int(v.version) for v in client.search_model_versions(f"name='{NAME}'")) == [1, 2, 3, 4]
     assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == "4"
@@ -124,6 +126,7 @@ def test_champion_moves_only_when_not_worse(registry) -> None:
     run = client.get_run(challenger.tags["registry_run_id"])
     assert run.data.tags["alias"] == CHALLENGER and "worse than champion" in run.data.tags["decision_reason"]
     assert run.data.metrics["test_error_median"] == pytest.approx(middle["test_error_median"])
+    assert "failed the law's sanity checks" in client.get_model_version(NAME, "2").tags["decision_reason"]
 
 
 @pytest.mark.slow  # the registry fixture logs four models (~30 s on 2 shared cores)
@@ -309,3 +312,19 @@ def test_data_versions_from_dvc_lock(tmp_path: Path) -> None:
     assert data_versions(lock) == {"data.data/graphs": "abc.dir", "data.data/al/md": "def.dir",
                                    "data.data/al/graphs": "123.dir"}
     assert data_versions(tmp_path / "none.lock")["data_version"].startswith("unknown")
+
+
+def test_a_law_that_fails_its_sanity_checks_never_takes_champion() -> None:
+    result = {"consistency": {"passed": True, "spacing": {"worst": 0.02, "tol": 0.1, "passed": True}},
+              "md": {"direction": {"agree_fraction": 0.81, "n_moving": 40, "passed": False},
+                     "ordering": {"agree_fraction": None, "n_pairs": 0, "passed": None}, "passed": False},
+              "passed": False}
+    why = failed_sanity(result)
+    assert why == "md.direction (agree_fraction 0.81, n_moving 40)"
+    d = decide(0.1, "2", 0.3, sanity_failure=why)
+    assert d.alias == CHALLENGER and d.reason == f"failed the law's sanity checks: {why}"
+    assert decide(0.1, None, None, sanity_failure=why).alias == CHALLENGER
+    result["md"]["direction"]["passed"] = True
+    result["md"]["passed"] = result["passed"] = True
+    assert failed_sanity(result) is None and decide(0.1, "2", 0.3, sanity_failure=None).alias == CHAMPION
+    assert failed_sanity({"passed": False}) == "sanity"

@@ -3,7 +3,8 @@
 A new version takes the alias ``champion`` when its median single-step test error on the active-learning
 stage's fixed test set (data/al: the runs of ``active.test_seed``, dislomob.active.candidates.test_set) is
 not worse than the current champion's on the same set, recomputed now (so a changed test set compares like
-with like); otherwise it takes ``challenger`` and the reason is logged. The error is the AL loop's own
+with like) and it passes the law's sanity checks (dislomob.ddd.sanity.check_law); otherwise it takes
+``challenger`` and the reason is logged. The error is the AL loop's own
 measure, :func:`dislomob.active.loop.evaluate_on_test` (dimensionless).
 """
 
@@ -30,11 +31,15 @@ class Decision:
 
 
 def decide(test_error: float, champion_version: str | None, champion_error: float | None,
-           champion_problem: str | None = None) -> Decision:
+           champion_problem: str | None = None, sanity_failure: str | None = None) -> Decision:
     """Champion when there is none, when it cannot be evaluated (``champion_problem``) or when ``test_error``
-    <= ``champion_error`` (errors dimensionless); else challenger. A non-finite error never takes champion."""
+    <= ``champion_error`` (errors dimensionless); else challenger. A non-finite error or a failed sanity check
+    (``sanity_failure`` says which) never takes champion."""
     if not math.isfinite(test_error):
         return Decision(CHALLENGER, f"test error {test_error} is not finite", champion_version, champion_error)
+    if sanity_failure is not None:
+        return Decision(CHALLENGER, f"failed the law's sanity checks: {sanity_failure}", champion_version,
+                        champion_error)
     if champion_version is None:
         return Decision(CHAMPION, "no champion yet", None, None)
     if champion_problem is not None or champion_error is None or not math.isfinite(champion_error):

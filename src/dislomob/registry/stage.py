@@ -84,6 +84,25 @@ def sanity_tags(result: dict[str, Any], prefix: str = "sanity") -> dict[str, str
     return tags
 
 
+SANITY_NUMBERS = ("worst", "tol", "agree_fraction", "n_moving", "n_pairs")
+
+
+def failed_sanity(result: dict[str, Any], prefix: str = "") -> str | None:
+    """None when a sanity result (dislomob.ddd.sanity.check_law or a part of it) has not failed, else its failed
+    parts (the innermost objects with ``passed`` false) with their numbers, e.g. ``consistency.spacing (worst
+    0.31, tol 0.1)``."""
+    parts = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            inner = failed_sanity(value, f"{prefix}{key}.")
+            if inner is not None:
+                parts.append(inner)
+    if not parts and result.get("passed") is False:
+        numbers = ", ".join(f"{k} {result[k]:.3g}" for k in SANITY_NUMBERS if isinstance(result.get(k), (int, float)))
+        parts.append(f"{prefix.rstrip('.') or 'sanity'}" + (f" ({numbers})" if numbers else ""))
+    return "; ".join(parts) or None
+
+
 def _find_version(client: MlflowClient, name: str, content_sha: str) -> ModelVersion | None:
     for mv in client.search_model_versions(f"name='{name}'"):
         if mv.tags.get(CONTENT_TAG) == content_sha:
@@ -152,7 +171,13 @@ def register_ensemble(cfg: Config, src: EnsembleSource, test: dict[str, list], e
         existing = _find_version(client, name, content)
         if champ is not None and existing is not None and champ.version == existing.version:
             champ_err, problem = err, None  # the same content: compared with itself, it stays champion
-        decision = decide(err, None if champ is None else champ.version, champ_err, problem)
+        sanity_result = None
+        if sanity is not None:
+            from dislomob.ddd.law import MobilityLaw
+
+            sanity_result = sanity(MobilityLaw.from_path(src.path, cfg))
+        decision = decide(err, None if champ is None else champ.version, champ_err, problem,
+                          None if sanity_result is None else failed_sanity(sanity_result))
         run_tags = {**owner_tags(), "source": src.kind}
         with ended_on_exit(mlflow.start_run(run_name=f"register-{src.kind}", tags=run_tags)):
             mlflow.log_params({"source": src.kind, "source_path": str(src.path), "model_name": name,
@@ -173,15 +198,12 @@ def register_ensemble(cfg: Config, src: EnsembleSource, test: dict[str, list], e
             tags = {**_version_tags(src, cfg, err, n_test, lock_path), "alias_decision": decision.alias,
                     "decision_reason": decision.reason, "registry_run_id": mlflow.active_run().info.run_id}
             sanity_passed = None
-            if sanity is None:
+            if sanity_result is None:
                 tags["sanity.passed"] = "not run"
             else:
-                from dislomob.ddd.law import MobilityLaw
-
-                result = sanity(MobilityLaw.from_path(src.path, cfg))
-                mlflow.log_text(json.dumps(result, indent=2, default=_plain), "sanity.json")
-                tags.update(sanity_tags(result))
-                sanity_passed = result.get("passed")
+                mlflow.log_text(json.dumps(sanity_result, indent=2, default=_plain), "sanity.json")
+                tags.update(sanity_tags(sanity_result))
+                sanity_passed = sanity_result.get("passed")
             for k, v in tags.items():
                 client.set_model_version_tag(name, version, k, v)
             client.set_registered_model_alias(name, decision.alias, version)
