@@ -130,3 +130,42 @@ def line_distance(a: list[Polyline], b: list[Polyline], cell: np.ndarray | None,
         raise ValueError(f"sample_spacing_angstrom={sample_spacing_angstrom}: allowed a finite value > 0")
     return 0.5 * (one_way_distance(a, b, cell, sample_spacing_angstrom)
                   + one_way_distance(b, a, cell, sample_spacing_angstrom))
+
+
+def translated(line: Polyline, shift_angstrom: np.ndarray) -> Polyline:
+    """``line`` moved rigidly by ``shift_angstrom`` (3,) Angstrom."""
+    return Polyline(line.points + np.asarray(shift_angstrom, dtype=np.float64), line.period)
+
+
+def along_line_images(line: Polyline, reps: int = 1) -> Polyline:
+    """A periodic line unrolled over 2 reps + 1 periods (its images along itself only); a loop unchanged."""
+    if not np.any(line.period):
+        return line
+    pts = np.vstack([line.points + k * line.period for k in range(-reps, reps + 1)])
+    return Polyline(pts, (2 * reps + 1) * line.period)
+
+
+def _reps(line: Polyline, others: np.ndarray) -> int:
+    """Periods each way that unroll ``line`` along itself past every point of ``others`` by a period."""
+    length = float(np.linalg.norm(line.period))
+    if length == 0:
+        return 0
+    t = line.period / length
+    own, far = line.points @ t, others @ t
+    beyond = max(own.min() - far.min(), far.max() - own.max(), 0.0)
+    return int(np.ceil(beyond / length)) + 1
+
+
+def unwrapped_line_distance(a: list[Polyline], b: list[Polyline], sample_spacing_angstrom: float = 1.0) -> float:
+    """Symmetric distance (Angstrom) of line sets given at the images they really reached (unwrapped in time):
+    no images across the lines, only each periodic line's images along itself; so a line that moved by more
+    than half the cell is as far as it really is (the minimum image of :func:`line_distance` would fold it)."""
+    if not a or not b:
+        raise ValueError(f"unwrapped_line_distance needs lines on both sides (got {len(a)} and {len(b)})")
+    if not (np.isfinite(sample_spacing_angstrom) and sample_spacing_angstrom > 0):
+        raise ValueError(f"sample_spacing_angstrom={sample_spacing_angstrom}: allowed a finite value > 0")
+    a_pts, b_pts = np.vstack([ln.points for ln in a]), np.vstack([ln.points for ln in b])
+    a_img = [along_line_images(ln, _reps(ln, b_pts)) for ln in a]
+    b_img = [along_line_images(ln, _reps(ln, a_pts)) for ln in b]
+    return 0.5 * (one_way_distance(a, b_img, None, sample_spacing_angstrom)
+                  + one_way_distance(b, a_img, None, sample_spacing_angstrom))

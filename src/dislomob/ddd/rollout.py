@@ -26,9 +26,10 @@ within 0.01). Heun has the same stability limit as Euler on such a mode, so the 
 
 :func:`rollout_errors` starts from an MD frame (its DXA lines resampled as featurize resamples them), rolls every
 law out to the later MD frame times and measures error(t) = d(rollout(t), MD(t)) / d(MD(0), MD(t)) with the
-symmetric line distance d of dislomob.ddd.line_distance (relative to not moving at all). The minimum-image
-distance cannot tell a line that moved by more than half the image spacing across it from one that moved less:
-the MD lines' own travel is tracked through the frames and times beyond that are flagged ``ambiguous``.
+symmetric line distance d of dislomob.ddd.line_distance (relative to not moving at all). A minimum-image
+distance cannot tell a line that moved by more than half the image spacing across it from one that moved less
+(4 nm demo glide cells: ~20 Angstrom, under 2 ps for fast edges), so MD lines (frame to frame) and rollout lines
+(step to step) are followed through time and compared at the periodic images they reached (unwrapped).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from dislomob.config import Config
-from dislomob.ddd.line_distance import Polyline, centred, frame_polylines, line_distance, network_polylines
+from dislomob.ddd.line_distance import (
+    Polyline, centred, frame_polylines, line_distance, network_polylines, translated, unwrapped_line_distance,
+)
 from dislomob.ddd.network import NODE_PINNED, DislocationNetwork
 from dislomob.ddd.remesh import check_spacing, remesh, wrap_positions
 from dislomob.features.discretize import discretize_line
@@ -71,14 +74,25 @@ class VelocityLaw(Protocol):
 
 @dataclass(frozen=True)
 class Rollout:
-    """Networks at ``times_ps`` (ps after the start; the start itself first), the steps taken, law calls and
-    the wall time (s) of the whole rollout."""
+    """Networks at ``times_ps`` (ps after the start; the start itself first), the steps taken, law calls, the
+    wall time (s) of the whole rollout and ``line_displacements`` (records, lines, 3) Angstrom: each line's
+    displacement across itself since the start, followed step by step, so unwrapped through the periodic cell
+    (lines in the order of ``network_polylines``, which remeshing keeps)."""
 
     times_ps: np.ndarray
     networks: list[DislocationNetwork]
     n_steps: int
     n_law_calls: int
     wall_s: float
+    line_displacements: np.ndarray
+
+    def unwrapped_lines(self, k: int) -> list[Polyline]:
+        """The lines of record k moved by whole cell vectors to the images their displacement since the start
+        reached (what :func:`dislomob.ddd.line_distance.unwrapped_line_distance` compares)."""
+        lines = network_polylines(self.networks[k])
+        start = [_centroid(ln) for ln in network_polylines(self.networks[0])]
+        return unwrap_lines(lines, [c + d for c, d in zip(start, self.line_displacements[k])],
+                            self.networks[k].cell_angstrom)
 
 
 def baseline_law(path: str | Path, cfg: Config | None = None) -> MobilityLaw:
@@ -135,16 +149,48 @@ def rollout_to(law: VelocityLaw, network: DislocationNetwork, times_ps: Sequence
     net = remesh(dataclasses.replace(network, quad_positions_angstrom=None, quad_segments=None, quad_stress_gpa=None),
                  min_spacing_angstrom, max_spacing_angstrom, min_nodes)
     out = [net]
+    lines = network_polylines(net)
+    travel = np.zeros((len(lines), 3))
+    shifts = [travel.copy()]
     t0 = time.perf_counter()
     with tqdm(total=int(n_sub.sum()), desc=f"rollout ({scheme})", unit="step", disable=not progress) as bar:
         for gap, n in zip(gaps, n_sub):
             for _ in range(n):
                 net = remesh(step(law, net, float(gap / n), scheme), min_spacing_angstrom, max_spacing_angstrom,
                              min_nodes)
+                now = network_polylines(net)
+                travel = travel + _line_steps(lines, now, net.cell_angstrom)
+                lines = now
                 bar.update(1)
             out.append(net)
+            shifts.append(travel.copy())
     return Rollout(np.concatenate([[0.0], times]), out, int(n_sub.sum()), calls * int(n_sub.sum()),
-                   time.perf_counter() - t0)
+                   time.perf_counter() - t0, np.stack(shifts))
+
+
+def _line_steps(before: list[Polyline], after: list[Polyline], cell: np.ndarray | None) -> np.ndarray:
+    """Displacement (lines, 3) Angstrom of each line across itself between two records of the same lines."""
+    if len(before) != len(after):
+        raise ValueError(f"the rollout's line count changed from {len(before)} to {len(after)}")
+    out = np.zeros((len(before), 3))
+    for k, (a, b) in enumerate(zip(before, after)):
+        d = _centroid(b) - _centroid(a)
+        if cell is not None:
+            d = d - np.round(np.linalg.solve(cell.T, d)) @ cell
+        out[k] = _normal_part(d, a.period)
+    return out
+
+
+def unwrap_lines(lines: list[Polyline], centroids_angstrom: Sequence[np.ndarray],
+                 cell: np.ndarray | None) -> list[Polyline]:
+    """Each line moved by the whole cell vector that brings its centroid nearest to ``centroids_angstrom[k]``."""
+    if cell is None:
+        return list(lines)
+    out = []
+    for ln, target in zip(lines, centroids_angstrom):
+        d = np.asarray(target) - _centroid(ln)
+        out.append(translated(ln, np.round(np.linalg.solve(cell.T, d)) @ cell))
+    return out
 
 
 def rollout(law: VelocityLaw, network: DislocationNetwork, dt_ps: float, n_steps: int, min_spacing_angstrom: float,
@@ -211,45 +257,62 @@ def _centroid(line: Polyline) -> np.ndarray:
     return ((start + 0.5 * vec) * w[:, None]).sum(axis=0) / w.sum()
 
 
-def md_line_displacements(frames: Sequence[Frame]) -> tuple[np.ndarray, float]:
-    """(displacement (k, L, 3) Angstrom across the line of each of the L lines of ``frames[0]`` at every frame,
-    half the smallest image spacing (Angstrom) of those lines). Lines are followed frame to frame (same Burgers
-    sense, nearest minimum-image centroid), so the displacement is unwrapped; NaN from the first frame whose
+@dataclass(frozen=True)
+class LineTrack:
+    """MD lines followed through frames: ``match[i, k]`` is the index in frame i of the first frame's line k
+    (-1 once lost), ``displacement[i, k]`` (Angstrom) its displacement across itself since the first frame,
+    unwrapped (NaN once lost); ``half_image_spacing_angstrom``: half the smallest spacing of the first frame's
+    lines from their own periodic images (a minimum-image distance folds motions beyond it)."""
+
+    match: np.ndarray
+    displacement: np.ndarray
+    half_image_spacing_angstrom: float
+
+    def tracked(self) -> np.ndarray:
+        """(frames,) True where every line is followed."""
+        return np.all(self.match >= 0, axis=1)
+
+
+def track_md_lines(frames: Sequence[Frame]) -> LineTrack:
+    """Follow the first frame's lines frame to frame (same Burgers sense, nearest minimum-image centroid; each
+    step between frames is small, so the accumulated displacement is unwrapped); lost from the first frame whose
     line count changes or where a line has no partner."""
     first = frame_polylines(frames[0])
     half = 0.5 * min(image_spacing_angstrom(ln, np.asarray(frames[0].cell)) for ln in first)
     b_ref = [ln.spatial_burgers for ln in frames[0].lines]
     centres = [_centroid(ln) for ln in first]
-    out = np.full((len(frames), len(first), 3), math.nan)
-    out[0] = 0.0
+    disp = np.full((len(frames), len(first), 3), math.nan)
+    match = np.full((len(frames), len(first)), -1, dtype=np.int64)
+    disp[0], match[0] = 0.0, np.arange(len(first))
     for i, fr in enumerate(frames[1:], start=1):
         if len(fr.lines) != len(first):
             break
         lines = frame_polylines(fr)
         cell = np.asarray(fr.cell)
-        inv = np.linalg.inv(cell)
         for k, ref in enumerate(first):
-            steps = [_normal_part(_minimum(_centroid(ln) - centres[k], cell, inv), ref.period)
+            steps = [(j, _normal_part(_minimum(_centroid(ln) - centres[k], cell), ref.period))
                      for j, ln in enumerate(lines) if float(np.dot(fr.lines[j].spatial_burgers, b_ref[k])) > 0]
             if not steps:
-                return out, half
-            d = min(steps, key=np.linalg.norm)
+                break
+            j, d = min(steps, key=lambda x: np.linalg.norm(x[1]))
             centres[k] = centres[k] + d
-            out[i, k] = out[i - 1, k] + d
-        if np.isnan(out[i]).any():
+            disp[i, k], match[i, k] = disp[i - 1, k] + d, j
+        if np.any(match[i] < 0):
+            match[i] = -1
+            disp[i] = math.nan
             break
-    return out, half
+    return LineTrack(match, disp, half)
 
 
-def _minimum(d: np.ndarray, cell: np.ndarray, inv: np.ndarray) -> np.ndarray:
-    return d - np.round(d @ inv) @ cell
+def _minimum(d: np.ndarray, cell: np.ndarray | None) -> np.ndarray:
+    return d if cell is None else d - np.round(np.linalg.solve(cell.T, d)) @ cell
 
 
 def md_travel_angstrom(frames: Sequence[Frame]) -> tuple[np.ndarray, float]:
-    """(largest travel (k,) Angstrom of any line since ``frames[0]`` at every frame, NaN once lines cannot be
-    followed; half the smallest image spacing, Angstrom) from :func:`md_line_displacements`."""
-    disp, half = md_line_displacements(frames)
-    return np.linalg.norm(disp, axis=2).max(axis=1), half
+    """(largest travel (k,) Angstrom of any line since ``frames[0]`` at every frame, NaN once lines are lost;
+    half the smallest image spacing, Angstrom) from :func:`track_md_lines`."""
+    track = track_md_lines(frames)
+    return np.linalg.norm(track.displacement, axis=2).max(axis=1), track.half_image_spacing_angstrom
 
 
 def _overlay_indices(n: int, count: int) -> list[int]:
@@ -275,15 +338,17 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
 
     From frame ``rollout.start_frame``, every law is rolled out (``rollout.scheme``, steps of at most ``dt_ps``,
     default ``rollout.dt_ps``) to the MD frame times up to ``horizon_ps`` (default ``rollout.horizon_ps``, capped
-    by the frames the file holds: ``available_ps`` says how much). Returns JSON-ready lists over those times:
-    ``times_ps`` (after the start frame), ``md_distance_angstrom`` (no-motion distance d(MD(0), MD(t))),
-    ``md_travel_angstrom`` and ``ambiguous`` (travel beyond half the image spacing; ``unambiguous_horizon_ps``
-    the last time before that), ``rigid_relative_error`` (the error of moving each MD start line rigidly by its
-    own tracked MD displacement: the floor that DXA noise and line-shape fluctuations leave any law), and per law
-    ``distance_angstrom``, ``relative_error``, ``n_nodes``, the cost (``wall_s_per_step``, ``law_calls``) and
-    ``start_distance_angstrom`` (the resampled start frame against its own DXA lines: the floor of the measure);
-    ``overlay``: MD and rollout line coordinates (closed polylines, Angstrom, centred in the cell) at
-    ``rollout.overlay_snapshots`` times."""
+    by the frames the file holds: ``available_ps`` says how much). Distances are unwrapped
+    (:func:`dislomob.ddd.line_distance.unwrapped_line_distance`): MD and rollout lines are each followed through
+    time and taken at the periodic image they reached, so motions longer than half the cell count in full.
+    Returns JSON-ready lists over the compared times: ``times_ps`` (after the start frame),
+    ``md_distance_angstrom`` (no-motion distance d(MD(0), MD(t))), ``md_travel_angstrom``, ``tracked`` (the MD
+    lines could be followed; else None values), ``tracked_horizon_ps``, ``rigid_relative_error`` (the error of
+    moving each MD start line rigidly by its own MD displacement: the floor that DXA noise and line-shape
+    fluctuations leave any law), ``start_distance_angstrom`` (the resampled start frame against its own DXA
+    lines), and per law ``distance_angstrom``, ``relative_error``, ``n_nodes``, the cost (``wall_s_per_step``,
+    ``law_calls``); ``overlay``: MD and rollout line coordinates (closed polylines, Angstrom, each line moved
+    into the cell) at ``rollout.overlay_snapshots`` times."""
     rc = cfg.rollout
     path = Path(trajectory_path)
     traj = read_trajectory_file(path)
@@ -300,46 +365,59 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     keep = np.flatnonzero((rel_times > TIME_TOL_PS) & (rel_times <= horizon + TIME_TOL_PS))
     used = [frames[k] for k in keep]
     times = rel_times[keep]
-    spacing = float(np.median(np.diff(rel_times)))
-    md0 = frame_polylines(frames[0])
-    md = [frame_polylines(fr) for fr in used]
     cells = [np.asarray(fr.cell, dtype=np.float64) for fr in used]
-    still = np.array([line_distance(md0, m, c, rc.sample_spacing_angstrom) for m, c in zip(md, cells)])
-    disp, half = md_line_displacements([frames[0]] + used)
-    disp = disp[1:]
-    travel = np.linalg.norm(disp, axis=2).max(axis=1)
-    rigid = np.array([line_distance([Polyline(ln.points + d, ln.period) for ln, d in zip(md0, dk)], m, c,
-                                    rc.sample_spacing_angstrom) if np.all(np.isfinite(dk)) else math.nan
-                      for dk, m, c in zip(disp, md, cells)])
+    md0 = frame_polylines(frames[0])
+    c0 = [_centroid(ln) for ln in md0]
+    track = track_md_lines([frames[0]] + used)
+    ok = track.tracked()[1:]
+    md: list[list[Polyline] | None] = []
+    for i, fr in enumerate(used, start=1):
+        if not ok[i - 1]:
+            md.append(None)
+            continue
+        lines = frame_polylines(fr)
+        md.append(unwrap_lines([lines[j] for j in track.match[i]], [c + d for c, d in zip(c0, track.displacement[i])],
+                               cells[i - 1]))
+    spacing_a = rc.sample_spacing_angstrom
+
+    def distances(sets: list[list[Polyline] | None]) -> np.ndarray:
+        return np.array([unwrapped_line_distance(a, m, spacing_a) if m is not None and a is not None else math.nan
+                         for a, m in zip(sets, md)])
+
+    still = distances([md0] * len(md))
+    rigid = distances([[translated(ln, d) for ln, d in zip(md0, track.displacement[i])] if ok[i - 1] else None
+                       for i in range(1, len(md) + 1)])
     start = frame_network(frames[0], traj.meta, cfg)
     lo, hi = spacing_bounds_angstrom(cfg)
     step_dt = float(dt_ps if dt_ps is not None else rc.dt_ps)
-    shown = _overlay_indices(len(times), rc.overlay_snapshots)
+    shown = [i for i in _overlay_indices(len(times), rc.overlay_snapshots) if md[i - 1] is not None]
     meta = traj.meta
     out: dict[str, Any] = {
         "traj_id": path.stem, "temperature_k": meta.temperature_k, "stress_gpa": meta.stress_gpa,
         "angle_deg": meta.angle_deg, "bucket": bucket_of(meta.angle_deg), "start_frame": rc.start_frame,
-        "start_time_ps": t0, "frame_spacing_ps": spacing, "available_ps": available, "horizon_ps": horizon,
-        "dt_ps": step_dt, "scheme": rc.scheme, "min_spacing_angstrom": lo, "max_spacing_angstrom": hi,
-        "times_ps": times.tolist(), "md_distance_angstrom": still.tolist(),
-        "md_travel_angstrom": _json_list(travel), "half_image_spacing_angstrom": half,
+        "start_time_ps": t0, "frame_spacing_ps": float(np.median(np.diff(rel_times))), "available_ps": available,
+        "horizon_ps": horizon, "dt_ps": step_dt, "scheme": rc.scheme, "min_spacing_angstrom": lo,
+        "max_spacing_angstrom": hi, "times_ps": times.tolist(), "md_distance_angstrom": _json_list(still),
+        "md_travel_angstrom": _json_list(np.linalg.norm(track.displacement[1:], axis=2).max(axis=1)),
+        "half_image_spacing_angstrom": track.half_image_spacing_angstrom,
+        "tracked": ok.tolist(), "tracked_horizon_ps": _tracked_horizon_ps(times, ok),
         "rigid_relative_error": _json_list(rigid / np.maximum(still, 1e-12)),
-        "ambiguous": [bool(not (t < half)) for t in travel],
         "start_distance_angstrom": line_distance(network_polylines(start), md0, np.asarray(frames[0].cell),
-                                                 rc.sample_spacing_angstrom),
+                                                 spacing_a),
         "laws": {},
         "overlay": {"times_ps": [float(times[i - 1]) for i in shown],
                     "md": [_coords(md[i - 1], cells[i - 1]) for i in shown]},
     }
-    out["unambiguous_horizon_ps"] = _unambiguous_horizon_ps(out)
     for name, law in laws.items():
         ro = rollout_to(law, start, times, step_dt, lo, hi, rc.scheme, max(4, cfg.features.min_nodes_per_line),
                         progress)
-        lines = [network_polylines(n) for n in ro.networks[1:]]
-        dist = np.array([line_distance(ln, m, c, rc.sample_spacing_angstrom) for ln, m, c in zip(lines, md, cells)])
+        ro0 = [_centroid(ln) for ln in network_polylines(ro.networks[0])]
+        anchor = [c + _minimum(r - c, ro.networks[0].cell_angstrom) for c, r in zip(c0, ro0)]  # at MD0's image
+        lines = [unwrap_lines(network_polylines(net), [a + d for a, d in zip(anchor, ro.line_displacements[i])],
+                              net.cell_angstrom) for i, net in enumerate(ro.networks) if i > 0]
+        dist = distances(lines)
         out["laws"][name] = {
-            "distance_angstrom": dist.tolist(),
-            "relative_error": (dist / np.maximum(still, 1e-12)).tolist(),
+            "distance_angstrom": _json_list(dist), "relative_error": _json_list(dist / np.maximum(still, 1e-12)),
             "n_nodes": [n.n_nodes for n in ro.networks[1:]],
             "n_steps": ro.n_steps, "law_calls": ro.n_law_calls,
             "wall_s": ro.wall_s, "wall_s_per_step": ro.wall_s / max(1, ro.n_steps),
@@ -348,20 +426,17 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     return out
 
 
-def _unambiguous_horizon_ps(result: Mapping[str, Any]) -> float:
-    """The last compared time (ps) before the MD's travel first makes the distance ambiguous (0 if at once)."""
-    horizon = 0.0
-    for t, amb in zip(result["times_ps"], result["ambiguous"]):
-        if amb:
-            break
-        horizon = float(t)
-    return horizon
+def _tracked_horizon_ps(times: np.ndarray, tracked: np.ndarray) -> float:
+    """The last compared time (ps) before the MD lines are first lost (0 if at once)."""
+    lost = np.flatnonzero(~tracked)
+    last = len(times) if lost.size == 0 else int(lost[0])
+    return float(times[last - 1]) if last > 0 else 0.0
 
 
 def rollout_summary(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Per law and character bucket, over :func:`rollout_errors` results: the common times (ps), the median
-    relative error across trajectories at each time (unambiguous values only; None where none), the number of
-    trajectories and the longest unambiguous horizon (ps) every one of them supports."""
+    relative error across trajectories at each time (None where no trajectory has one), the number of
+    trajectories and the longest horizon (ps) over which every one of them keeps its MD lines tracked."""
     out: dict[str, Any] = {}
     buckets = sorted({r["bucket"] for r in results})
     for name in sorted({n for r in results for n in r["laws"]}):
@@ -369,10 +444,10 @@ def rollout_summary(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         for bucket in buckets:
             runs = [r for r in results if r["bucket"] == bucket and name in r["laws"]]
             n = min(len(r["times_ps"]) for r in runs)
-            errs = np.array([[e if not amb else math.nan for e, amb in
-                              zip(r["laws"][name]["relative_error"][:n], r["ambiguous"][:n])] for r in runs])
+            errs = np.array([[math.nan if e is None else e for e in r["laws"][name]["relative_error"][:n]]
+                             for r in runs], dtype=np.float64)
             med = [float(np.nanmedian(col)) if np.any(np.isfinite(col)) else None for col in errs.T]
-            supported = [_unambiguous_horizon_ps(r) for r in runs]
             out[name][bucket] = {"times_ps": list(runs[0]["times_ps"][:n]), "median_relative_error": med,
-                                 "n_trajectories": len(runs), "unambiguous_horizon_ps": float(min(supported))}
+                                 "n_trajectories": len(runs),
+                                 "tracked_horizon_ps": float(min(r["tracked_horizon_ps"] for r in runs))}
     return out
