@@ -219,8 +219,9 @@ def _cmd_register(args: argparse.Namespace) -> int:
     _terminate_on_sigterm()
     from dislomob.registry.stage import register_stage
 
+    extra = sorted(Path(args.sanity_graphs_dir).glob("*.pt")) if args.sanity_graphs_dir else []
     out = register_stage(cfg, args.al_dir, args.md_dir, args.graphs_dir, args.example, args.out_dir, args.metrics,
-                         args.train_metrics)
+                         args.train_metrics, sanity_graph_files=extra)
     print(f"register: {out['model_name']} version {out['version']} ({out['source']}) -> {out['alias']}: "
           f"{out['reason']}; champion is version {out['champion_version']} ({out['champion_uri']})")
     return 0
@@ -310,6 +311,49 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)  # before torch and MLflow are imported
+    _terminate_on_sigterm()
+    from dislomob.evaluate.rollout_report import rollout_hook
+    from dislomob.evaluate.rollout_runs import prepare_rollout_data
+    from dislomob.evaluate.stage import evaluate_stage
+
+    runs = prepare_rollout_data(cfg, args.rollout_md_dir, args.rollout_graphs_dir, progress=False, simulate=False)
+    for path, why in runs["unusable"].items():
+        print(f"evaluate: rollout run {path} left out: {why}", file=sys.stderr)
+    m = evaluate_stage(cfg, args.metrics, register_dir=args.register_dir, al_md_dir=args.al_md_dir,
+                       al_graphs_dir=args.al_graphs_dir,
+                       rollout=rollout_hook(runs["trajectories"], progress=not args.quiet))
+    for name, s in m["single_step"].items():
+        p, b, d = (s["error_pct"][k] for k in ("pignn", "baseline", "pignn_minus_baseline"))
+        print(f"evaluate {name} ({s['n_graphs']} graphs, {s['n_trajectories']} trajectories): median error PI-GNN "
+              f"{p['median']:.1f}% [{p['low']:.1f}, {p['high']:.1f}], fitted law {b['median']:.1f}% [{b['low']:.1f}, "
+              f"{b['high']:.1f}], difference {d['median']:.1f} [{d['low']:.1f}, {d['high']:.1f}] "
+              f"({100 * p['level']:g}% intervals)")
+    for law, checks in m["physics"].items():
+        print(f"physics {law}: " + ", ".join(f"{k} {'pass' if c['passed'] else 'FAIL'} ({c['n_passed']}/{c['n']})"
+                                            for k, c in checks.items()))
+    for bucket, b in m.get("rollout", {}).get("by_bucket", {}).items():
+        print(f"rollout {bucket} ({b['n_trajectories']} trajectories, {b['horizon_ps']:g} ps): relative error at the "
+              f"end PI-GNN {b['pignn_error_end_median']:.3g}, fitted law {b['baseline_error_end_median']:.3g} "
+              f"(rigid MD floor {b['rigid_floor_end_median']:.3g})")
+    print(f"evaluate: {m['stage_wall_s']:.0f} s; figures in {cfg.evaluate.out_dir}")
+    return 0
+
+
+def _cmd_eval_data(args: argparse.Namespace) -> int:
+    cfg = load_config(args.params)
+    _terminate_on_sigterm()
+    from dislomob.evaluate.rollout_runs import prepare_rollout_data
+
+    out = prepare_rollout_data(cfg, args.md_dir, args.graphs_dir, progress=not args.quiet)
+    print(f"eval-data: {out['n_usable']} of {out['n_runs']} rollout runs usable "
+          f"({cfg.rollout.md_duration_ps:g} ps recorded each)")
+    for path, why in out["unusable"].items():
+        print(f"eval-data: {path} unusable: {why}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `dislomob` command."""
     p = argparse.ArgumentParser(prog="dislomob", description=__doc__)
@@ -388,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train-metrics", default="metrics/train.json", help="train stage metrics (tags of a train source)")
     g.add_argument("--out-dir", default="models/register", help="local copy of the champion")
     g.add_argument("--metrics", default="metrics/register.json")
+    g.add_argument("--sanity-graphs-dir", default="data/eval/graphs",
+                   help="more held-out runs' graphs for the MD sanity checks (the eval_data stage's; '' for none)")
     g.set_defaults(func=_cmd_register)
 
     i = sub.add_parser("inspect", help="show a trajectory's metadata and per-line velocities, or a graph file's counts")
@@ -415,6 +461,24 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--network", default="examples/networks/dipole_fe.json", help="network traced and checked")
     ex.add_argument("--no-cpp-check", action="store_true", help="skip building and running the C++ example")
     ex.set_defaults(func=_cmd_export)
+
+    ev = sub.add_parser("evaluate", help="single-step errors by angle/T/stress with bootstrap intervals, "
+                                         "interpretability curves, physics checks and figures (stage)")
+    ev.add_argument("--metrics", default="metrics/evaluate.json")
+    ev.add_argument("--register-dir", default="models/register", help="the register stage's copy of the champion")
+    ev.add_argument("--al-md-dir", default="data/al/md")
+    ev.add_argument("--al-graphs-dir", default="data/al/graphs")
+    ev.add_argument("--rollout-md-dir", default="data/eval/md", help="the eval_data stage's rollout trajectories")
+    ev.add_argument("--rollout-graphs-dir", default="data/eval/graphs")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    ed = sub.add_parser("eval-data", help="simulate and featurize the held-out long dipoles the rollouts are "
+                                          "judged on (stage eval_data)")
+    ed.add_argument("--md-dir", default="data/eval/md")
+    ed.add_argument("--graphs-dir", default="data/eval/graphs")
+    ed.add_argument("--quiet", action="store_true", help="no progress bars")
+    ed.set_defaults(func=_cmd_eval_data)
     return p
 
 

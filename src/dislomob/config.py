@@ -360,6 +360,102 @@ class RegistryConfig(_Strict):
     experiment: str = "dislomob-register"
 
 
+class RolloutConfig(_Strict):
+    """Multi-step DDD rollout against MD (dislomob.ddd.rollout): step (ps), horizon (ps), integrator, remesh.
+
+    Steps of at most ``dt_ps`` ps (``euler`` or ``heun``) from MD frame ``start_frame`` to every later MD frame
+    up to ``horizon_ps`` (capped by the frames a trajectory holds); segments kept between ``min_spacing_factor``
+    and ``max_spacing_factor`` times ``features.node_spacing_nm`` (max >= 2 min); the line distance samples
+    every ``sample_spacing_angstrom``; ``overlay_snapshots`` times keep line coordinates for a figure. The
+    ``eval_data`` stage's held-out dipoles (dislomob.evaluate.rollout_runs): every (``md_angles_deg`` deg,
+    ``md_temperatures_k`` K, ``md_stresses_gpa`` GPa), recorded for ``md_duration_ps`` ps, seed ``md_seed``.
+    """
+
+    dt_ps: float = Field(0.05, gt=0, le=1000)
+    horizon_ps: float = Field(5.0, gt=0, le=1e6)
+    scheme: Literal["euler", "heun"] = "euler"
+    min_spacing_factor: float = Field(0.5, gt=0, le=100)
+    max_spacing_factor: float = Field(1.5, gt=0, le=1000)
+    sample_spacing_angstrom: float = Field(1.0, gt=0, le=1e4)
+    start_frame: int = Field(0, ge=0, le=10_000_000)
+    overlay_snapshots: int = Field(3, ge=0, le=1000)
+    md_angles_deg: list[float] = [0.0, 35.26439, 90.0]
+    md_temperatures_k: list[float] = [400.0]
+    md_stresses_gpa: list[float] = [0.4]
+    md_duration_ps: float = Field(5.0, gt=0, le=1000)
+    md_seed: int = Field(4321, ge=0, lt=2**31)
+
+    @field_validator("md_angles_deg", "md_temperatures_k", "md_stresses_gpa")
+    @classmethod
+    def _grid_values(cls, v: list[float], info) -> list[float]:
+        if not v:
+            raise ValueError(f"rollout.{info.field_name}=[] not allowed: at least one value")
+        return v
+
+    @model_validator(mode="after")
+    def _spacing_order(self) -> RolloutConfig:
+        if self.max_spacing_factor < 2.0 * self.min_spacing_factor:
+            raise ValueError(f"rollout.max_spacing_factor={self.max_spacing_factor} not allowed: >= 2 x "
+                             f"min_spacing_factor = {2.0 * self.min_spacing_factor} (remeshing must converge)")
+        return self
+
+
+def _increasing(key: str, v: list[float]) -> list[float]:
+    """Check bin edges: at least two, strictly increasing."""
+    if len(v) < 2 or any(b <= a for a, b in zip(v, v[1:])):
+        raise ValueError(f"evaluate.{key}={list(v)} not allowed: at least two strictly increasing values")
+    return v
+
+
+class EvaluateConfig(_Strict):
+    """The ``evaluate`` stage (issue 13, dislomob.evaluate): which ensemble, which test sets, bins, curves, statistics.
+
+    ``model``: ``champion`` = the registered champion as the register stage copied it (models/register),
+    ``train`` = the train stage's ensemble. ``test_sets``: ``split`` = the train stage's test trajectories,
+    ``al`` = the active-learning fixed test runs (trajectories the ensemble trained on are left out). Single-step
+    errors are binned by the ``*_bin_edges`` (outer bins open). Interpretability curves every ``angle_step_deg``
+    from 0 to 180 deg at ``stresses_gpa`` (at ``reference_temperature_k``) and at ``temperatures_k`` (at
+    ``reference_stress_gpa``). Medians get a ``interval`` bootstrap interval from ``bootstrap_resamples``
+    resamples of the test trajectories. Figures, CSV plot data and physics.json go to ``out_dir``; the run
+    goes to MLflow experiment ``experiment`` at ``train.tracking_uri``.
+    """
+
+    model: Literal["champion", "train"] = "champion"
+    test_sets: list[Literal["split", "al"]] = ["split", "al"]
+    angle_bin_edges_deg: list[float] = [0.0, 15.0, 45.0, 75.0, 105.0, 135.0, 165.0, 180.0]
+    temperature_bin_edges_k: list[float] = [0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]
+    stress_bin_edges_gpa: list[float] = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    angle_step_deg: float = Field(15.0, gt=0, le=90)
+    stresses_gpa: list[float] = [0.25, 0.5, 1.0]
+    temperatures_k: list[float] = [100.0, 300.0, 500.0, 800.0]
+    reference_temperature_k: float = Field(300.0, gt=0, le=3000)
+    reference_stress_gpa: float = Field(0.5, gt=0, le=5)
+    bootstrap_resamples: int = Field(2000, ge=10, le=10_000_000)
+    interval: float = Field(0.9, gt=0, lt=1)
+    seed: int = Field(0, ge=0, lt=2**32)
+    experiment: str = "dislomob-evaluate"
+    out_dir: str = "reports/evaluate"
+
+    @field_validator("angle_bin_edges_deg", "temperature_bin_edges_k", "stress_bin_edges_gpa")
+    @classmethod
+    def _edges(cls, v: list[float], info) -> list[float]:
+        return _increasing(info.field_name, v)
+
+    @field_validator("stresses_gpa", "temperatures_k")
+    @classmethod
+    def _positive(cls, v: list[float], info) -> list[float]:
+        if not v or any(x <= 0 for x in v):
+            raise ValueError(f"evaluate.{info.field_name}={list(v)} not allowed: a non-empty list of values > 0")
+        return v
+
+    @field_validator("test_sets")
+    @classmethod
+    def _sets(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError(f"evaluate.test_sets={v} not allowed: a non-empty list of distinct 'split', 'al'")
+        return v
+
+
 class Config(_Strict):
     """The whole params.yaml."""
 
@@ -374,6 +470,8 @@ class Config(_Strict):
     active: ActiveConfig = ActiveConfig()
     tune: TuneConfig = TuneConfig()
     registry: RegistryConfig = RegistryConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 def _format_errors(err: ValidationError) -> str:

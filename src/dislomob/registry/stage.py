@@ -227,12 +227,14 @@ def register_ensemble(cfg: Config, src: EnsembleSource, test: dict[str, list], e
 def register_stage(cfg: Config, al_dir: str | Path, test_md_dir: str | Path, test_graphs_dir: str | Path,
                    example_network: str | Path, out_dir: str | Path, metrics_path: str | Path,
                    train_metrics: str | Path = "metrics/train.json",
-                   lock_path: str | Path = "dvc.lock") -> dict[str, Any]:
-    """The ``register`` stage (module docstring): source ensemble, fixed test set, registry, local copy."""
+                   lock_path: str | Path = "dvc.lock", sanity_graph_files: list[Path] | None = None) -> dict[str, Any]:
+    """The ``register`` stage (module docstring): source ensemble, fixed test set, registry, local copy. The MD
+    sanity checks see the fixed test runs' frames and those of ``sanity_graph_files`` (e.g. the eval_data stage's
+    held-out screw and edge dipoles at one (T, stress): same-condition pairs for the screw/edge ordering)."""
     from dislomob.ddd.sanity import check_law, md_frame_networks
 
     src = resolve_source(cfg.registry.source, cfg.train.model_dir, al_dir, train_metrics)
     test, graph_files = fixed_test_set(cfg, test_md_dir, test_graphs_dir)
-    networks = [n for f in graph_files for n in md_frame_networks(f, cfg)]
+    networks = [n for f in [*graph_files, *(sanity_graph_files or [])] for n in md_frame_networks(f, cfg)]
     return register_ensemble(cfg, src, test, example_network, out_dir, metrics_path, lock_path,
                              sanity=lambda law: check_law(law, cfg, networks))
