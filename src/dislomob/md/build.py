@@ -5,7 +5,8 @@ Positions in Angstrom in the box frame (x = glide, y = line, z = plane normal). 
 nor cross-slip pulls the pair together), made by removing a slab of thickness |b| sin(theta) along
 the vertical parts of a staircase cut between the cores and applying the Volterra field summed over
 periodic images with the linear (non-periodic) remainder taken out. The loop is a circular shear loop whose
-displacement is the Burgers vector times the solid angle of its disc over 4 pi.
+displacement is the Burgers vector times the solid angle of its disc over 4 pi, summed over the disc's
+images along the plane normal with the remainder taken out, in a cell that carries the loop's plastic shear.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dislomob.md.crystal import BURGERS, Orientation
+from dislomob.md.crystal import BURGERS, Orientation, lattice_period
 from dislomob.md.elastic import dipole_passing_stress, elastic_displacement, path_angle
 from dislomob.md.lattice import bcc_positions, box_lengths
 
 PLANE_SPACING_FACTOR = 1 / math.sqrt(2)
+LOOP_Z_IMAGES = 4  # periodic images of a shear loop's disc on each side along the plane normal
 
 
 @dataclass(frozen=True)
@@ -177,16 +179,44 @@ def build_loop(
 ) -> Configuration:
     """A circular shear loop of ``radius_angstrom`` on the (101) plane in the middle of the box."""
     lengths = box_lengths(o, a, target_angstrom)
+    need = 2 * radius_angstrom + 20.0
+    if min(target_angstrom[0], target_angstrom[1]) >= need:
+        # the nearest whole lattice periods may fall short of an in-plane target that fits the loop
+        for k, d in enumerate((o.glide, o.line)):
+            if lengths[k] < need:
+                lengths[k] = lattice_period(d, a) * math.ceil(need / lattice_period(d, a))
     lx, ly, lz = lengths
-    if 2 * radius_angstrom + 20.0 > min(lx, ly):
+    if need > min(lx, ly):
         raise ValueError(f"loop radius {radius_angstrom:.1f} A does not fit a {lx:.1f} x {ly:.1f} A plane: allowed <= {(min(lx, ly) - 20) / 2:.1f} A")
     pos = bcc_positions(o, a, lengths)
     d = a * PLANE_SPACING_FACTOR
     center = np.array([0.5 * lx, 0.5 * ly, (math.floor(0.5 * lz / d) + 0.5) * d])
     b = burgers_in_box(o, a)
-    omega = _disc_solid_angle(pos - center, radius_angstrom)
-    new = (pos - np.outer(omega / (4 * np.pi), b)) % lengths
-    return Configuration(new, lengths, np.diag(lengths), o, b, "loop", center[None, :])
+
+    def field(p: np.ndarray) -> np.ndarray:
+        return -np.outer(_stacked_solid_angle(p - center, radius_angstrom, lz) / (4 * np.pi), b)
+
+    # what the truncated stack leaves across the z faces, sampled beside the loop, is taken out linearly
+    beside = np.array([[0.0, 0.0], [0.0, 0.5 * ly], [0.5 * lx, 0.0]])
+    top, bottom = (np.column_stack([beside, np.full(3, z)]) for z in (lz, 0.0))
+    mismatch = (field(top) - field(bottom)).mean(axis=0)
+    u = field(pos) - np.outer(pos[:, 2] / lz, mismatch)
+    # the cell takes the loop's average plastic shear b (x) n * area / volume, so it holds no mean stress
+    g = np.eye(3)
+    g[:, 2] += np.pi * radius_angstrom**2 / (lx * ly * lz) * b
+    cell = (g @ np.diag(lengths)).T
+    new = (pos + u) @ g.T
+    return Configuration(new, lengths, cell, o, b, "loop", (g @ center)[None, :])
+
+
+def _stacked_solid_angle(r: np.ndarray, radius: float, height: float, images: int = LOOP_Z_IMAGES) -> np.ndarray:
+    """Solid angle (sr) of the disc and its periodic images ``height`` apart along z, symmetric sum, at points r (n,3).
+
+    A single disc's displacement jumps by (1 - h / sqrt(h^2 + 4 R^2)) b between the top and bottom faces of a
+    cell of height h above and below the disc (over b / 2 once R > 0.87 h): a loop built from it alone in a
+    thin periodic cell relaxes into two loops. The images' sum telescopes to a small, nearly uniform mismatch.
+    """
+    return sum(_disc_solid_angle(r - np.array([0.0, 0.0, k * height]), radius) for k in range(-images, images + 1))
 
 
 def _disc_solid_angle(r: np.ndarray, radius: float, n_edges: int = 96) -> np.ndarray:
