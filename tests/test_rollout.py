@@ -40,10 +40,11 @@ from dislomob.ddd.network import DislocationNetwork, segment_vectors
 from dislomob.ddd.network_graph import network_lines
 from dislomob.ddd.remesh import remesh, wrap_positions
 from dislomob.ddd.rollout import (
-    frame_network, md_travel_angstrom, rollout, rollout_errors, rollout_summary, rollout_to,
+    frame_network, md_travel_angstrom, readable_frames, rollout, rollout_errors, rollout_summary, rollout_to,
 )
 from dislomob.ddd.sanity import burgers_length_angstrom, glide_loop, record_network, resolved_shear_z
 from dislomob.features.featurize import _graph_meta, featurize_trajectory, read_trajectory_file
+from dislomob.md.trajectory import read_trajectory, write_trajectory
 from dislomob.model.consistency import probe_burgers_direction
 from dislomob.model.pignn import K_B_EV_PER_K
 from model_helpers import torch_one_thread  # noqa: F401 (autouse fixture)
@@ -364,3 +365,21 @@ def test_md_lines_followed_beyond_half_the_cell():
     assert travel[-1] > res["half_image_spacing_angstrom"] + 2.0
     assert still[-1] == pytest.approx(travel[-1], rel=0.15) and still[-1] > still[len(still) // 2]
     assert np.all(np.array(res["rigid_relative_error"])[len(still) // 2:] < 0.1)
+
+
+def test_a_frame_with_an_open_dxa_line_is_skipped_and_the_rollout_starts_at_the_next(tmp_path):
+    """DXA sometimes leaves an open line in a frame (seen in a held-out screw run's first frame): that frame is
+    recorded as skipped with its reason and the rollout starts from, and compares with, the readable frames."""
+    traj = read_trajectory(MD_DIR / f"{EDGE_300K_0P25}.h5")
+    first = traj.frames[0]
+    broken = dataclasses.replace(first, lines=[dataclasses.replace(first.lines[0], is_loop=False, is_infinite=False),
+                                               *first.lines[1:]])
+    frames, skipped = readable_frames([broken, *traj.frames[1:]])
+    assert frames[0] is traj.frames[1] and len(frames) == len(traj.frames) - 1
+    assert list(skipped) == [pytest.approx(first.time_ps)] and "open line" in skipped[first.time_ps]
+    path = tmp_path / "broken.h5"
+    write_trajectory(path, dataclasses.replace(traj, frames=[broken, *traj.frames[1:]]))
+    cfg = parse_config(Config().model_dump() | {"rollout": {"horizon_ps": 0.3, "overlay_snapshots": 1}})
+    res = rollout_errors({"baseline": MobilityLaw(baseline_module(), CFG)}, path, cfg, progress=False)
+    assert res["start_time_ps"] == pytest.approx(traj.frames[1].time_ps) and len(res["skipped_frames"]) == 1
+    assert np.all(np.isfinite(res["laws"]["baseline"]["relative_error"]))

@@ -50,7 +50,7 @@ from dislomob.ddd.line_distance import (
 )
 from dislomob.ddd.network import NODE_PINNED, DislocationNetwork
 from dislomob.ddd.remesh import check_spacing, remesh, wrap_positions
-from dislomob.features.discretize import discretize_line
+from dislomob.features.discretize import DiscretizationError, discretize_line
 from dislomob.features.featurize import read_trajectory_file, slip_plane_normal
 from dislomob.features.local_frame import line_frame
 from dislomob.md.trajectory import Frame, TrajectoryMeta
@@ -355,7 +355,11 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     if rc.start_frame >= len(traj.frames) - 1:
         raise ValueError(f"rollout.start_frame={rc.start_frame}: {path} has {len(traj.frames)} frame(s); allowed "
                          f"0..{len(traj.frames) - 2} (a later frame is needed to compare with)")
-    frames = traj.frames[rc.start_frame:]
+    frames, skipped = readable_frames(traj.frames[rc.start_frame:])
+    if len(frames) < 2:
+        raise DiscretizationError(f"{path}: fewer than 2 frames from rollout.start_frame={rc.start_frame} have lines "
+                                  f"a rollout can start from or be compared with ({len(skipped)} skipped: "
+                                  f"{next(iter(skipped.values()), '')})")
     t0 = frames[0].time_ps
     rel_times = np.round([fr.time_ps - t0 for fr in frames], 9)
     available = float(rel_times[-1])
@@ -395,6 +399,7 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     out: dict[str, Any] = {
         "traj_id": path.stem, "temperature_k": meta.temperature_k, "stress_gpa": meta.stress_gpa,
         "angle_deg": meta.angle_deg, "bucket": bucket_of(meta.angle_deg), "start_frame": rc.start_frame,
+        "skipped_frames": {f"{t:.4g} ps": why for t, why in skipped.items()},
         "start_time_ps": t0, "frame_spacing_ps": float(np.median(np.diff(rel_times))), "available_ps": available,
         "horizon_ps": horizon, "dt_ps": step_dt, "scheme": rc.scheme, "min_spacing_angstrom": lo,
         "max_spacing_angstrom": hi, "times_ps": times.tolist(), "md_distance_angstrom": _json_list(still),
@@ -424,6 +429,20 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
         }
         out["overlay"][name] = [_coords(lines[i - 1], cells[i - 1]) for i in shown]
     return out
+
+
+def readable_frames(frames: Sequence[Frame]) -> tuple[list[Frame], dict[float, str]]:
+    """The frames whose DXA lines are closed or periodic polylines, and the time (ps) and reason of every other
+    frame (e.g. an open line that DXA left in a frame): such a frame is left out, the rest goes on."""
+    ok, skipped = [], {}
+    for fr in frames:
+        try:
+            frame_polylines(fr)
+        except DiscretizationError as err:
+            skipped[float(fr.time_ps)] = str(err)
+            continue
+        ok.append(fr)
+    return ok, skipped
 
 
 def _tracked_horizon_ps(times: np.ndarray, tracked: np.ndarray) -> float:

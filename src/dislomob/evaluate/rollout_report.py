@@ -131,7 +131,7 @@ def rollout_hook(trajectories: Sequence[str | Path], progress: bool = True):
     """The evaluate stage's rollout hook over the trajectory files ``trajectories`` (module docstring)."""
     from dislomob.ddd.law import MobilityLaw
     from dislomob.ddd.rollout import rollout_errors
-    from dislomob.errors import InputFileError
+    from dislomob.errors import DislomobError, InputFileError
 
     paths = [Path(p) for p in trajectories]
 
@@ -145,13 +145,20 @@ def rollout_hook(trajectories: Sequence[str | Path], progress: bool = True):
         numba.set_num_threads(1)  # ~10-node networks: thread start-up costs more than the sums (measured 10x)
         run_cfg = ctx.model.cfg.model_copy(update={"rollout": ctx.cfg.rollout})
         laws = {"pignn": MobilityLaw(ctx.model.model, run_cfg), "baseline": MobilityLaw(ctx.baseline, run_cfg)}
-        results = [rollout_errors(laws, p, run_cfg, progress=progress) for p in paths]
+        results, failed = [], {}
+        for p in paths:
+            try:
+                results.append(rollout_errors(laws, p, run_cfg, progress=progress))
+            except (DislomobError, ValueError) as err:  # recorded; the other trajectories go on
+                failed[p.stem] = f"{type(err).__name__}: {err}"
+        if not results:
+            raise InputFileError(f"no rollout trajectory could be rolled out: {failed}")
         rows = [trajectory_row(r) for r in results]
         write_csv(ctx.out_dir / "rollout_error.csv", error_rows(results))
         write_csv(ctx.out_dir / "rollout_trajectories.csv", rows)
         error_figure(results, ctx.out_dir / "rollout_error.png")
         overlay_figure(results, ctx.out_dir / "rollout_overlay.png")
-        return {"trajectories": rows, "by_bucket": bucket_summary(rows),
+        return {"trajectories": rows, "by_bucket": bucket_summary(rows), "failed": failed,
                 "dt_ps": ctx.cfg.rollout.dt_ps, "scheme": ctx.cfg.rollout.scheme}
 
     return hook
