@@ -328,3 +328,26 @@ def test_a_law_that_fails_its_sanity_checks_never_takes_champion() -> None:
     result["md"]["passed"] = result["passed"] = True
     assert failed_sanity(result) is None and decide(0.1, "2", 0.3, sanity_failure=None).alias == CHAMPION
     assert failed_sanity({"passed": False}) == "sanity"
+
+
+@pytest.mark.slow  # one registration (~8 s)
+def test_a_first_version_that_fails_sanity_leaves_no_champion_and_hands_itself_on_labelled(
+        tmp_path: Path, test_graphs, quiet_downloads) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    cfg = parse_config({"registry": {"model_name": NAME, "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}})
+    law = untrained_law_file(tmp_path / "law", members=2, seed=1)
+    failing = {"md": {"direction": {"agree_fraction": 0.5, "n_moving": 10, "passed": False}}, "passed": False}
+    out_dir = tmp_path / "models" / "register"
+    rec = register_ensemble(cfg, EnsembleSource("train", law, {}), test_graphs, DIPOLE_FILE, out_dir,
+                            tmp_path / "register.json", lock_path=tmp_path / "no_dvc.lock", sanity=lambda _: failing)
+    assert (rec["alias"], rec["champion_version"], rec["champion_uri"]) == (CHALLENGER, None, None)
+    assert rec["reason"] == "failed the law's sanity checks: md.direction (agree_fraction 0.5, n_moving 10)"
+    local = json.loads((out_dir / "model.json").read_text())
+    assert (local["alias"], local["model_uri"], local["version"]) == (CHALLENGER, f"models:/{NAME}@challenger", "1")
+    assert rec["local_copy_uri"] == local["model_uri"]
+    assert (out_dir / "ensemble.pt").read_bytes() == law.read_bytes()
+    client = MlflowClient(tracking_uri=cfg.registry.tracking_uri, registry_uri=cfg.registry.tracking_uri)
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias(NAME, CHAMPION)

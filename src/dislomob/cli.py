@@ -223,7 +223,9 @@ def _cmd_register(args: argparse.Namespace) -> int:
     out = register_stage(cfg, args.al_dir, args.md_dir, args.graphs_dir, args.example, args.out_dir, args.metrics,
                          args.train_metrics, sanity_graph_files=extra)
     print(f"register: {out['model_name']} version {out['version']} ({out['source']}) -> {out['alias']}: "
-          f"{out['reason']}; champion is version {out['champion_version']} ({out['champion_uri']})")
+          f"{out['reason']}; " + (f"champion is version {out['champion_version']} ({out['champion_uri']})"
+                                   if out["champion_version"] is not None else
+                                   f"no champion: later stages use {out['local_copy_uri']}"))
     return 0
 
 

@@ -12,7 +12,8 @@
    (dislomob.ddd.sanity.check_law on the fixed test runs' MD frames) as ``sanity.json`` in the run and
    ``sanity.*`` tags (pass/fail and the headline numbers) on the version;
 4. write ``metrics/register.json`` and ``models/register/`` (the champion's ensemble file, its law config
-   and ``model.json`` with its model URI) for later stages.
+   and ``model.json`` with its model URI) for later stages; while no version is champion (the first one failed
+   its sanity checks) the new version's, with its alias in ``model.json`` and no ``champion_version``.
 """
 
 from __future__ import annotations
@@ -110,6 +111,16 @@ def _find_version(client: MlflowClient, name: str, content_sha: str) -> ModelVer
     return None
 
 
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """The version that holds ``alias`` (None: no version does)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
 def _champion_error(client: MlflowClient, reg_uri: str, name: str, test: dict[str, list], cfg: Config,
                     tmp: Path) -> tuple[ModelVersion | None, float | None, str | None]:
     """(champion ModelVersion or None, its test error now, why it could not be evaluated)."""
@@ -130,8 +141,9 @@ def _champion_error(client: MlflowClient, reg_uri: str, name: str, test: dict[st
 
 
 def _write_local_copy(client: MlflowClient, name: str, version: str, reg_uri: str, out_dir: Path,
-                      tmp: Path) -> dict[str, Any]:
-    """models/register/: the champion's ensemble file and law config as registered, and model.json."""
+                      tmp: Path, alias: str = CHAMPION) -> dict[str, Any]:
+    """models/register/: the ensemble file and law config of ``version`` (the champion, or without one the
+    ``alias`` version just registered) as registered, and model.json."""
     from dislomob.registry.client import download_model
 
     arts = model_artifact_paths(download_model(f"models:/{name}/{version}", reg_uri, tmp / "copy"))
@@ -140,7 +152,7 @@ def _write_local_copy(client: MlflowClient, name: str, version: str, reg_uri: st
         with atomic_path(out_dir / dst, suffix=Path(dst).suffix) as t:
             shutil.copyfile(src, t)
     mv = client.get_model_version(name, version)
-    info = {"model_uri": f"models:/{name}@{CHAMPION}", "model_version_uri": f"models:/{name}/{version}",
+    info = {"model_uri": f"models:/{name}@{alias}", "model_version_uri": f"models:/{name}/{version}", "alias": alias,
             "name": name, "version": version, "registry_uri": reg_uri, "run_id": mv.run_id,
             "source": mv.tags.get("source"), "test_error_median": float(mv.tags["test_error_median"]),
             CONTENT_TAG: mv.tags.get(CONTENT_TAG), "files": {"ensemble": ENSEMBLE_FILE, "law_config": LAW_CONFIG_FILE}}
@@ -209,14 +221,19 @@ def register_ensemble(cfg: Config, src: EnsembleSource, test: dict[str, list], e
             client.set_registered_model_alias(name, decision.alias, version)
             mlflow.set_tags({"model_version": version, "alias": decision.alias, "decision_reason": decision.reason,
                              "reused_version": str(reused).lower()})
-            champion_now = client.get_model_version_by_alias(name, CHAMPION).version
-            local = _write_local_copy(client, name, str(champion_now), reg_uri, Path(out_dir), tmp)
+            champion_now = _alias_version(client, name, CHAMPION)
+            if champion_now is None:  # the first version failed its sanity checks: later stages get it, labelled
+                local = _write_local_copy(client, name, version, reg_uri, Path(out_dir), tmp, decision.alias)
+            else:
+                local = _write_local_copy(client, name, champion_now, reg_uri, Path(out_dir), tmp)
             out = {"model_name": name, "version": int(version), "alias": decision.alias, "reason": decision.reason,
                    "reused_version": reused, "test_error_median": err,
                    "champion_version_before": (None if decision.previous_version is None
                                                else int(decision.previous_version)),
                    "champion_test_error_median_before": decision.previous_test_error,
-                   "champion_version": int(champion_now), "champion_uri": local["model_uri"],
+                   "champion_version": None if champion_now is None else int(champion_now),
+                   "champion_uri": local["model_uri"] if champion_now is not None else None,
+                   "local_copy_uri": local["model_uri"],
                    "source": src.kind, "source_path": str(src.path), "test_trajectories": n_test["trajectories"],
                    "test_graphs": n_test["graphs"], "registry_uri": reg_uri, "sanity_passed": sanity_passed}
             write_json(metrics_path, out)
