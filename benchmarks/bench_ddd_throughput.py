@@ -6,7 +6,8 @@ OpenMP follows it), the median of ``--repeats`` calls after one warm-up call:
 
 - ``python_internal``: ``MobilityLaw.velocities`` on the network without quadrature stress (the law computes the
   network's own non-singular stress, numba kernel on ``--threads`` threads, + applied stress; one timed call
-  from 1000 nodes, skipped above ``--internal-max-nodes``: its cost grows as nodes^2 x periodic images);
+  from 1000 nodes, without a warm-up call from 10^4 nodes, skipped above ``--internal-max-nodes``: its cost grows
+  as nodes^2 x periodic images, ~18 min a call at 10^4 nodes on this machine);
   ``pyfunc_internal`` and ``export_internal_end_to_end``: the same network through the pyfunc model and through
   ``export_inputs`` (which computes that stress at the Gauss points) + the package;
 - ``python_quadrature``: ``MobilityLaw.velocities`` on the same network carrying the DDD code's quadrature stress
@@ -94,9 +95,9 @@ def with_quadrature(net: DislocationNetwork, seed: int = 0) -> DislocationNetwor
                                quad_stress_gpa=field + net.applied_stress_gpa[None])
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """(median seconds of ``repeats`` calls after one warm-up call, the last result)."""
-    out = fn()
+def timed(fn: Callable[[], Any], repeats: int, warmup: bool = True) -> tuple[float, Any]:
+    """(median seconds of ``repeats`` calls after one warm-up call (none without ``warmup``), the last result)."""
+    out = fn() if warmup else None
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -141,17 +142,18 @@ def bench_size(n_nodes: int, law: MobilityLaw, pyfunc, package, cfg: Config, rep
     seconds: dict[str, float] = {}
     if internal:
         reps = 1 if n_nodes >= 1000 else repeats
-        seconds["python_internal"], (v_int, _) = timed(lambda: law.velocities(net), reps)
+        warm = n_nodes < 10000  # ~18 min a call at 10^4 nodes: no warm-up (the kernel is compiled in seconds)
+        seconds["python_internal"], (v_int, _) = timed(lambda: law.velocities(net), reps, warm)
         row["max_speed_internal_m_per_s"] = float(np.abs(v_int).max())
         plain = networks_frame([dumps_network(network_to_dict(net))])
-        seconds["pyfunc_internal"], out_int = timed(lambda: pyfunc.predict(plain), reps)
+        seconds["pyfunc_internal"], out_int = timed(lambda: pyfunc.predict(plain), reps, warm)
 
         def internal_end_to_end():
             ins = export_inputs(net, cfg)
             with torch.no_grad():
                 return ins.to_network_order(package(*ins.tensors())[0].numpy())
 
-        seconds["export_internal_end_to_end"], v_ex_int = timed(internal_end_to_end, reps)
+        seconds["export_internal_end_to_end"], v_ex_int = timed(internal_end_to_end, reps, warm)
         row["max_abs_diff_internal_m_per_s"] = {
             "pyfunc_vs_python": float(np.abs(out_int[["vx_m_per_s", "vy_m_per_s", "vz_m_per_s"]].to_numpy()
                                              - v_int).max()),
