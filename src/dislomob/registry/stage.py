@@ -173,6 +173,7 @@ def register_ensemble(cfg: Config, src: EnsembleSource, test: dict[str, list], e
 
     reg_uri, name = registry_uri(cfg), cfg.registry.model_name
     end_orphaned_runs(tracking_setup(reg_uri, cfg.registry.experiment))
+    mlflow.set_registry_uri(reg_uri)  # register here, whatever registry the process had been pointed at before
     client = MlflowClient(tracking_uri=reg_uri, registry_uri=reg_uri)
     err = ensemble_test_error(src.path, test, cfg)
     n_test = {"trajectories": len(test), "graphs": sum(len(g) for g in test.values())}
