@@ -12,8 +12,21 @@ from dislomob.config import ConfigError, load_config
 from dislomob.errors import DislomobError, InputFileError
 
 
-def _cmd_simulate(args: argparse.Namespace) -> int:
+LOOP_COMMANDS = ("simulate", "featurize", "train")
+
+
+def _config(args: argparse.Namespace):
+    """The params of ``--params``; with ``--loops`` those of the shear-loop dataset (dislomob.loop_profile)."""
     cfg = load_config(args.params)
+    if getattr(args, "loops", False):
+        from dislomob.loop_profile import loop_config
+
+        return loop_config(cfg)
+    return cfg
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    cfg = _config(args)
     retry_failed = bool(getattr(args, "retry_failed", False))
     if args.out is None:
         from dislomob.md.dataset import simulate_dataset, summary_lines
@@ -118,7 +131,7 @@ def _terminate_on_sigterm() -> None:
 
 
 def _cmd_featurize(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)  # before torch is imported: a bad params file fails in a second
+    cfg = _config(args)  # before torch is imported: a bad params file fails in a second
     _terminate_on_sigterm()
     from dislomob.features.featurize import featurize_dataset, featurize_file
 
@@ -140,7 +153,7 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)  # before torch and Lightning are imported
+    cfg = _config(args)  # before torch and Lightning are imported
     _terminate_on_sigterm()
     from dislomob.train.module import TrainingDiverged
     from dislomob.train.stage import train_stage
@@ -157,7 +170,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)  # before torch, Lightning and Optuna are imported
+    cfg = _config(args)  # before torch, Lightning and Optuna are imported
     _terminate_on_sigterm()
     from dislomob.tune.stage import tune_stage
 
@@ -170,7 +183,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_al_data(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)
+    cfg = _config(args)
     from dislomob.active.pool import prepare_al_data
 
     out = prepare_al_data(cfg, args.md_dir, args.graphs_dir, progress=not args.quiet)
@@ -183,7 +196,7 @@ def _cmd_al_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_al(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)  # before torch and Lightning are imported
+    cfg = _config(args)  # before torch and Lightning are imported
     _terminate_on_sigterm()
     from dislomob.active.loop import run_strategy
     from dislomob.atomic import write_json
@@ -198,7 +211,7 @@ def _cmd_al(args: argparse.Namespace) -> int:
 
 
 def _cmd_al_report(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)
+    cfg = _config(args)
     from dislomob.active.report import write_report
 
     summaries = {}
@@ -215,7 +228,7 @@ def _cmd_al_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_register(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)  # before torch and MLflow are imported
+    cfg = _config(args)  # before torch and MLflow are imported
     _terminate_on_sigterm()
     from dislomob.registry.stage import register_stage
 
@@ -268,7 +281,7 @@ def _registry_uri(args: argparse.Namespace) -> str:
     uri = args.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    cfg = load_config(args.params)
+    cfg = _config(args)
     return cfg.registry.tracking_uri or cfg.train.tracking_uri
 
 
@@ -287,7 +300,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         out = predict_network_file(args.model, args.network, registry_uri=uri)
     else:
-        cfg = load_config(args.params)  # before torch is imported: a bad params file fails in a second
+        cfg = _config(args)  # before torch is imported: a bad params file fails in a second
         from dislomob.ddd.law import predict_network_file
 
         out = predict_network_file(args.model, args.network, cfg)
@@ -303,7 +316,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)  # before torch is imported: a bad params file fails in a second
+    cfg = _config(args)  # before torch is imported: a bad params file fails in a second
     from dislomob.export.stage import export_stage
 
     out = export_stage(cfg, args.model, args.out, args.metrics, args.network, cpp_check=not args.no_cpp_check)
@@ -314,7 +327,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)  # before torch and MLflow are imported
+    cfg = _config(args)  # before torch and MLflow are imported
     _terminate_on_sigterm()
     from dislomob.evaluate.rollout_report import rollout_hook
     from dislomob.evaluate.rollout_runs import prepare_rollout_data
@@ -323,9 +336,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     runs = prepare_rollout_data(cfg, args.rollout_md_dir, args.rollout_graphs_dir, progress=False, simulate=False)
     for path, why in runs["unusable"].items():
         print(f"evaluate: rollout run {path} left out: {why}", file=sys.stderr)
+    loops, loop_files = None, []
+    if not args.no_loops:
+        from dislomob.evaluate.loops import LoopInputs
+        from dislomob.loop_profile import loop_config
+
+        lcfg = loop_config(cfg)
+        loops = LoopInputs(lcfg, Path(lcfg.features.out_dir), Path(lcfg.train.model_dir))
+        loop_files = sorted(Path(lcfg.dataset.out_dir).glob("*.h5"))  # the champion saw no loop: all are held out
     m = evaluate_stage(cfg, args.metrics, register_dir=args.register_dir, al_md_dir=args.al_md_dir,
-                       al_graphs_dir=args.al_graphs_dir,
-                       rollout=rollout_hook(runs["trajectories"], progress=not args.quiet))
+                       al_graphs_dir=args.al_graphs_dir, loops=loops,
+                       rollout=rollout_hook(runs["trajectories"] + [str(p) for p in loop_files],
+                                            progress=not args.quiet))
     for name, s in m["single_step"].items():
         p, b, d = (s["error_pct"][k] for k in ("pignn", "baseline", "pignn_minus_baseline"))
         print(f"evaluate {name} ({s['n_graphs']} graphs, {s['n_trajectories']} trajectories): median error PI-GNN "
@@ -344,7 +366,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval_data(args: argparse.Namespace) -> int:
-    cfg = load_config(args.params)
+    cfg = _config(args)
     _terminate_on_sigterm()
     from dislomob.evaluate.rollout_runs import prepare_rollout_data
 
@@ -360,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `dislomob` command."""
     p = argparse.ArgumentParser(prog="dislomob", description=__doc__)
     p.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    p.add_argument("--loops", action="store_true",
+                   help=f"the shear-loop dataset: params with the `loops` section applied ({', '.join(LOOP_COMMANDS)})")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("simulate", help="run the initial MD dataset (stage) or, with --out, one trajectory")
@@ -472,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--al-graphs-dir", default="data/al/graphs")
     ev.add_argument("--rollout-md-dir", default="data/eval/md", help="the eval_data stage's rollout trajectories")
     ev.add_argument("--rollout-graphs-dir", default="data/eval/graphs")
+    ev.add_argument("--no-loops", action="store_true",
+                    help="leave out the shear-loop evaluations and rollouts (no `dislomob --loops` data)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=_cmd_evaluate)
 
@@ -487,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `dislomob` console script."""
     args = build_parser().parse_args(argv)
+    if args.loops and args.command not in LOOP_COMMANDS:
+        print(f"dislomob: error: --loops with {args.command}: allowed with {', '.join(LOOP_COMMANDS)}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except (DislomobError, ConfigError, ValueError, OSError) as err:

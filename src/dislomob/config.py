@@ -456,6 +456,34 @@ class EvaluateConfig(_Strict):
         return v
 
 
+class LoopsConfig(_Strict):
+    """The shear-loop dataset and its loop-trained ensemble (issue 13; dislomob.loop_profile; stages loop_md,
+    loop_featurize, loop_train): the loop geometry (nm), settling and recorded MD (ps), the grid of temperatures
+    (K) and resolved shear stresses (GPa), the box angle (deg; a loop holds every character), the graph step (ps),
+    the trajectory split (train, test, val) and the folders and MLflow experiment. Every other setting (material,
+    MD protocol, features, training) is the dipoles'."""
+
+    loop: LoopConfig = LoopConfig(radius_nm=4.0, glide_nm=13.0, line_nm=11.0, height_nm=4.0)
+    settle_ps: float = Field(0.2, ge=0, le=100_000)
+    duration_ps: float = Field(1.2, gt=0, le=100_000)
+    temperatures_k: list[float] = [300.0, 500.0]
+    stresses_gpa: list[float] = [1.5, 1.75, 2.0, 2.25]
+    angle_deg: float = Field(90.0, ge=0, le=180)
+    dt_ps: float = Field(0.5, gt=0, le=100_000)
+    split: tuple[float, float, float] = (0.7, 0.2, 0.1)
+    md_dir: str = "data/loops/md"
+    graphs_dir: str = "data/loops/graphs"
+    model_dir: str = "models/loops/train"
+    experiment: str = "dislomob-train-loops"
+
+    @field_validator("temperatures_k", "stresses_gpa")
+    @classmethod
+    def _grid(cls, v: list[float], info) -> list[float]:
+        if not v or any(not x > 0 for x in v):
+            raise ValueError(f"loops.{info.field_name}={list(v)} not allowed: a non-empty list of values > 0")
+        return v
+
+
 class Config(_Strict):
     """The whole params.yaml."""
 
@@ -472,6 +500,7 @@ class Config(_Strict):
     registry: RegistryConfig = RegistryConfig()
     rollout: RolloutConfig = RolloutConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    loops: LoopsConfig = LoopsConfig()
 
 
 def _format_errors(err: ValidationError) -> str:

@@ -398,7 +398,8 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     meta = traj.meta
     out: dict[str, Any] = {
         "traj_id": path.stem, "temperature_k": meta.temperature_k, "stress_gpa": meta.stress_gpa,
-        "angle_deg": meta.angle_deg, "bucket": bucket_of(meta.angle_deg), "start_frame": rc.start_frame,
+        "angle_deg": meta.angle_deg, "bucket": "loop" if meta.geometry == "loop" else bucket_of(meta.angle_deg),
+        "start_frame": rc.start_frame,
         "skipped_frames": {f"{t:.4g} ps": why for t, why in skipped.items()},
         "start_time_ps": t0, "frame_spacing_ps": float(np.median(np.diff(rel_times))), "available_ps": available,
         "horizon_ps": horizon, "dt_ps": step_dt, "scheme": rc.scheme, "min_spacing_angstrom": lo,

@@ -25,6 +25,17 @@ def check_edges(edges: list[float], what: str) -> np.ndarray:
     return e
 
 
+def covering_edges(edges: list[float], values: np.ndarray) -> list[float]:
+    """``edges`` extended upward by their last spacing until the largest of ``values`` lies below the last edge
+    (loops are loaded beyond the dipoles' stress range: their graphs get bins of their own, not the open last one)."""
+    e = [float(x) for x in check_edges(edges, "bin edges")]
+    top = float(np.max(values)) if len(values) else e[-1]
+    step = e[-1] - e[-2]
+    while top >= e[-1] and len(e) < 1000:
+        e.append(round(e[-1] + step, 9))
+    return e
+
+
 def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin of each value (0 .. len(edges) - 2; outer bins open)."""
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)

@@ -1,7 +1,8 @@
 """The evaluate stage's multi-step rollout part: both laws rolled out from MD frames, errors against time, figures.
 
 :func:`rollout_hook` returns the stage hook (dislomob.evaluate.stage.RolloutHook): for every rollout trajectory
-(the ``eval_data`` stage's long held-out dipoles, dislomob.evaluate.rollout_runs) the PI-GNN and the fitted law
+(the ``eval_data`` stage's long held-out dipoles, dislomob.evaluate.rollout_runs, and the shear loops, bucket
+``loop``) the PI-GNN and the fitted law
 are rolled out through the DDD API (dislomob.ddd.rollout.rollout_errors: own non-singular stress + applied,
 remeshing, periodic cell) and compared with the MD lines; it writes ``rollout_error.csv`` (relative error per
 trajectory, law and time, with the rigid-translation floor), ``rollout_error.png`` (error against time per
@@ -86,10 +87,14 @@ def error_figure(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
 
 def overlay_figure(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """MD lines against the rollouts of both laws at the kept times, one row per trajectory, projected on the
-    glide plane of the MD cell (x: glide direction, y: line direction; the cell's z is the plane normal)."""
+    """MD lines against the rollouts of both laws at the kept times, one row per dipole trajectory and for the loops
+    the least and the most loaded one, projected on the glide plane of the MD cell (x: glide direction, y: line
+    direction; the cell's z is the plane normal)."""
     plt = _plt()
-    shown = [r for r in results if r["overlay"]["times_ps"]]
+    shown = [r for r in results if r["overlay"]["times_ps"] and r["bucket"] != "loop"]
+    loops = sorted((r for r in results if r["overlay"]["times_ps"] and r["bucket"] == "loop"),
+                   key=lambda r: (r["stress_gpa"], r["traj_id"]))
+    shown += loops[:1] + loops[1:][-1:]
     ncol = max((len(r["overlay"]["times_ps"]) for r in shown), default=1)
     fig, axes = plt.subplots(max(1, len(shown)), ncol, figsize=(3.4 * ncol, 3.0 * max(1, len(shown))),
                              squeeze=False, constrained_layout=True)

@@ -1,8 +1,9 @@
 """The ``evaluate`` stage: the PI-GNN ensemble (``evaluate.model``) and the phenomenological law fitted to the same
 training trajectories, scored side by side, tracked in MLflow.
 
-1. single step (dislomob.evaluate.single_step): per-graph errors of every named evaluation (now ``dipole``: the
-   ``evaluate.test_sets`` trajectories the ensemble never saw), binned by angle, temperature and stress
+1. single step (dislomob.evaluate.single_step): per-graph errors of every named evaluation (``dipole``: the
+   ``evaluate.test_sets`` trajectories the ensemble never saw; with ``loops`` also ``loop``, ``dipole_on_loops``
+   and ``dipole_on_all_loops``, dislomob.evaluate.loops), binned by angle, temperature and stress
    (bins.py), medians with bootstrap intervals over test trajectories and the paired difference (stats.py);
 2. interpretability (interpret.py): F/B, E, speed and displacement against the character angle at several
    stresses and temperatures, with the MD straight-line speeds (md_speeds.py) as points, and each MD run's speed
@@ -30,8 +31,9 @@ from dislomob.atomic import remove_stale_temps, write_bytes, write_json
 from dislomob.config import Config
 from dislomob.errors import InputFileError
 from dislomob.evaluate import figures
-from dislomob.evaluate.bins import bin_errors
+from dislomob.evaluate.bins import bin_errors, covering_edges
 from dislomob.evaluate.interpret import CurveGrid, curve_rows, law_components, make_probe
+from dislomob.evaluate.loops import LoopInputs, loop_evaluations
 from dislomob.evaluate.md_speeds import md_speeds
 from dislomob.evaluate.models import EvaluatedModel, fit_law, load_evaluated_model
 from dislomob.evaluate.physics import (edge_faster_than_screw, energy_largest_near_screw,
@@ -117,8 +119,9 @@ def single_step_section(errors: StepErrors, cfg: Config) -> tuple[dict[str, Any]
     """(metrics of one evaluation: counts, medians with intervals in percent and Angstrom, bins; bin rows by key)."""
     ec = cfg.evaluate
     bins = {"angle": bin_errors(errors, "angle", ec.angle_bin_edges_deg),
-            "temperature": bin_errors(errors, "temperature", ec.temperature_bin_edges_k),
-            "stress": bin_errors(errors, "stress", ec.stress_bin_edges_gpa)}
+            "temperature": bin_errors(errors, "temperature",
+                                      covering_edges(ec.temperature_bin_edges_k, errors.temperature_k)),
+            "stress": bin_errors(errors, "stress", covering_edges(ec.stress_bin_edges_gpa, errors.stress_gpa))}
     out: dict[str, Any] = {"n_graphs": errors.n_graphs, "n_trajectories": len(errors.trajectories),
                            "trajectories": errors.trajectories}
     for unit, series in (("pct", errors.percent), ("angstrom", errors.absolute_angstrom)):
@@ -198,7 +201,7 @@ def evaluate_stage(cfg: Config, metrics_path: str | Path = "metrics/evaluate.jso
                    register_dir: str | Path = "models/register", train_dir: str | Path | None = None,
                    al_md_dir: str | Path = "data/al/md", al_graphs_dir: str | Path = "data/al/graphs",
                    md_dir: str | Path | None = None, rollout: RolloutHook | None = None,
-                   track: bool = True) -> dict[str, Any]:
+                   loops: LoopInputs | None = None, track: bool = True) -> dict[str, Any]:
     """Run the stage (module docstring); return the metrics written to ``metrics_path``."""
     import torch
 
@@ -229,10 +232,18 @@ def evaluate_stage(cfg: Config, metrics_path: str | Path = "metrics/evaluate.jso
     t = lap("baseline_fit", t)
     test, sets_info = _test_graphs(cfg, em, pool, train_dir, Path(al_md_dir), Path(al_graphs_dir))
     evaluations = [Evaluation("dipole", em.model, baseline, [g for tid in sorted(test) for g in test[tid]])]
+    labels = {"dipole": f"{em.kind} ensemble"}
+    if loops is not None:
+        loop_evs, loops_info = loop_evaluations(loops, em.model, baseline)
+        evaluations += loop_evs
+        labels.update(loop="loop-trained ensemble", dipole_on_loops=f"{em.kind} (dipole-trained) ensemble",
+                      dipole_on_all_loops=f"{em.kind} (dipole-trained) ensemble")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
     metrics: dict[str, Any] = {"model": {"kind": em.kind, **em.provenance, "train_trajectories": len(em.train_ids)},
                                "baseline_fit": asdict(fit), "test_sets": sets_info, "single_step": {}}
+    if loops is not None:
+        metrics["loops"] = loops_info
     all_errors: dict[str, StepErrors] = {}
     for ev in evaluations:
         errors = single_step_errors(ev)
@@ -247,7 +258,7 @@ def evaluate_stage(cfg: Config, metrics_path: str | Path = "metrics/evaluate.jso
                     **{f"{law}_error_angstrom": errors.absolute_angstrom[law][i] for law in LAWS},
                     **{f"{law}_error_pct": errors.percent[law][i] for law in LAWS}} for i in range(errors.n_graphs)])
         figures.error_bins_figure(bins, f"single-step error, {ev.name} test set ({errors.n_graphs} graphs, "
-                                        f"{len(errors.trajectories)} trajectories; {em.kind} ensemble)",
+                                        f"{len(errors.trajectories)} trajectories; {labels[ev.name]})",
                                   out_dir / f"errors_{ev.name}.png")
     figures.interval_figure({n: s["error_pct"] for n, s in metrics["single_step"].items()}, out_dir / "intervals.png")
     t = lap("single_step", t)

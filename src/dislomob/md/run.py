@@ -63,7 +63,8 @@ def run_key(spec: RunSpec, md: MDConfig, material: MaterialConfig) -> str:
         "spec": {**asdict(spec), "angle_deg": round(o.angle_deg, 4)},
         "md": md.model_dump(exclude={"threads", "write_ca"}),
         "material": material.model_dump(),
-        "version": 1,
+        # loops: 2 (build_loop fixed on 2026-11-27: loops in thin cells split, the cell lacked the plastic shear)
+        "version": 2 if spec.geometry == "loop" else 1,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
