@@ -232,3 +232,25 @@ def trajectory_graphs(traj_id: str, angle_deg: float, tau_gpa: float, temperatur
                                   traj_id=traj_id, frame_index=k,
                                   translation=np.array([0.0, 0.0, 0.0]) + k * 0.5 * tangent_dir(angle_deg + 90.0)))
     return out
+
+
+def write_model_dir(graphs: dict[str, list[HeteroData]], split: dict[str, list[str]], graphs_dir, model_dir,
+                    seed: int) -> None:
+    """Graph files (one per trajectory) and an untrained 4-member ensemble file with its split, as the train stage
+    leaves them: ``<model_dir>/ensemble.pt`` (scales fitted on the training trajectories) and ``split.json``."""
+    from pathlib import Path
+
+    from dislomob.atomic import write_json
+    from dislomob.features.graphs import save_graphs
+    from dislomob.features.invariants import graph_features
+    from dislomob.model.ensemble import save_ensemble, select_top
+    from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
+
+    for t, gs in graphs.items():
+        save_graphs(Path(graphs_dir) / f"{t}.pt", [graph_record(g) for g in gs], {"traj": t})
+    model = EnsemblePIGNN(PIGNNHParams(members=4, width=4, depth=1, seed=seed))
+    feats = [graph_features(g) for t in split["train"] for g in graphs[t]]
+    model.fit_scales(torch.cat([f[0] for f in feats]), torch.cat([f[1] for f in feats]), 1.0, 0.5)
+    select_top(model, torch.tensor([1.0, 2.0, 0.5, 3.0]), 0.5)
+    save_ensemble(model, Path(model_dir) / "ensemble.pt", {"split": split, "seed": 0})
+    write_json(Path(model_dir) / "split.json", split)

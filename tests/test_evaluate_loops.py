@@ -7,7 +7,7 @@ import csv
 
 import pytest
 import torch
-from model_helpers import graph_record, loop_graph, torch_one_thread  # noqa: F401
+from model_helpers import loop_graph, torch_one_thread, write_model_dir  # noqa: F401
 from test_evaluate_stage import _run, _setup
 
 from dislomob.errors import InputFileError
@@ -18,23 +18,11 @@ LOOP_SPLIT = {"train": ["lo0", "lo1", "lo2"], "val": ["lo3"], "test": ["lo4", "l
 
 
 def _loops(tmp_path, cfg, split=LOOP_SPLIT):
-    from dislomob.atomic import write_json
     from dislomob.evaluate.loops import LoopInputs
-    from dislomob.features.graphs import save_graphs
-    from dislomob.features.invariants import graph_features
-    from dislomob.model.ensemble import save_ensemble, select_top
-    from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
 
     graphs = {t: [loop_graph(r + 2.0 * k, s, temp, n=12, dt_ps=0.5, traj_id=t) for k in range(2)]
               for t, (r, s, temp) in LOOPS.items()}
-    for t, gs in graphs.items():
-        save_graphs(tmp_path / "loop_graphs" / f"{t}.pt", [graph_record(g) for g in gs], {"traj": t})
-    model = EnsemblePIGNN(PIGNNHParams(members=4, width=4, depth=1, seed=5))
-    feats = [graph_features(g) for t in split["train"] for g in graphs[t]]
-    model.fit_scales(torch.cat([f[0] for f in feats]), torch.cat([f[1] for f in feats]), 1.0, 0.5)
-    select_top(model, torch.tensor([1.0, 2.0, 0.5, 3.0]), 0.5)
-    save_ensemble(model, tmp_path / "loop_train" / "ensemble.pt", {"split": split, "seed": 0})
-    write_json(tmp_path / "loop_train" / "split.json", split)
+    write_model_dir(graphs, split, tmp_path / "loop_graphs", tmp_path / "loop_train", seed=5)
     return LoopInputs(cfg, tmp_path / "loop_graphs", tmp_path / "loop_train")
 
 

@@ -8,8 +8,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from model_helpers import graph_record, torch_one_thread, trajectory_graphs  # noqa: F401
+from model_helpers import torch_one_thread, trajectory_graphs, write_model_dir  # noqa: F401
 
 from dislomob.config import Config, ConfigError, parse_config
 from dislomob.errors import InputFileError
@@ -20,23 +19,11 @@ SPLIT = {"train": ["tr0", "tr1", "tr2"], "val": ["va0"], "test": ["te0", "te1", 
 
 
 def _setup(tmp_path, evaluate: dict | None = None) -> tuple[Config, dict]:
-    from dislomob.atomic import write_json
-    from dislomob.features.graphs import save_graphs
-    from dislomob.features.invariants import graph_features
     from dislomob.md.trajectory import write_trajectory
-    from dislomob.model.ensemble import save_ensemble, select_top
-    from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
     from features_helpers import dipole_trajectory
 
     graphs = {t: trajectory_graphs(t, a, s, k, n_frames=3) for t, (a, s, k) in RUNS.items()}
-    for t, gs in graphs.items():
-        save_graphs(tmp_path / "graphs" / f"{t}.pt", [graph_record(g) for g in gs], {"traj": t})
-    model = EnsemblePIGNN(PIGNNHParams(members=4, width=4, depth=1, seed=3))
-    feats = [graph_features(g) for t in SPLIT["train"] for g in graphs[t]]
-    model.fit_scales(torch.cat([f[0] for f in feats]), torch.cat([f[1] for f in feats]), 1.0, 0.5)
-    select_top(model, torch.tensor([1.0, 2.0, 0.5, 3.0]), 0.5)
-    save_ensemble(model, tmp_path / "train" / "ensemble.pt", {"split": SPLIT, "seed": 0})
-    write_json(tmp_path / "train" / "split.json", SPLIT)
+    write_model_dir(graphs, SPLIT, tmp_path / "graphs", tmp_path / "train", seed=3)
     write_trajectory(tmp_path / "md" / "run0.h5", dipole_trajectory(n_frames=5, dt_ps=0.5, speed=2.0))
     data = Config().model_dump()
     data["train"].update(tracking_uri=f"sqlite:///{tmp_path}/mlflow/mlflow.db", baseline_steps=150)
