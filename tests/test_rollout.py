@@ -383,3 +383,57 @@ def test_a_frame_with_an_open_dxa_line_is_skipped_and_the_rollout_starts_at_the_
     res = rollout_errors({"baseline": MobilityLaw(baseline_module(), CFG)}, path, cfg, progress=False)
     assert res["start_time_ps"] == pytest.approx(traj.frames[1].time_ps) and len(res["skipped_frames"]) == 1
     assert np.all(np.isfinite(res["laws"]["baseline"]["relative_error"]))
+
+
+def test_a_step_is_shortened_so_no_node_moves_more_than_max_move():
+    """Relaxation from 15 Angstrom away at rate 2/ps: 30 Angstrom/ps at the start, so fixed 0.1 ps Euler steps move
+    nodes 3 Angstrom; with max_move 1 Angstrom the steps shrink until the nodes slow down: at least as many steps
+    as the 13 Angstrom travel over 1 Angstrom, and Euler's error shrinks with them."""
+    class Recorded(Relaxation):
+        seen: list = []
+
+        def velocities(self, network):
+            self.seen.append(network.positions_angstrom[:, 0].mean())
+            return super().velocities(network)
+
+    law, net = Recorded(2.0, 20.0), single_line(90.0, 0.0, 300.0, x0=5.0)
+    exact = 20.0 - 15.0 * math.exp(-2.0)
+    fixed = rollout_to(law, net, [1.0], 0.1, 3.0, 9.0, progress=False)
+    assert np.abs(np.diff(law.seen)).max() > 2.5  # 3 Angstrom in the first fixed step
+    law.seen.clear()
+    limited = rollout_to(law, net, [1.0], 0.1, 3.0, 9.0, progress=False, max_move_angstrom=1.0)
+    assert np.abs(np.diff(law.seen)).max() <= 1.0 + 1e-9
+    assert fixed.n_steps == 10 and limited.n_steps >= math.ceil(15.0 * (1 - math.exp(-2.0)))
+    err = [abs(r.networks[-1].positions_angstrom[:, 0].mean() - exact) for r in (fixed, limited)]
+    assert err[1] < err[0], err
+    slow = rollout_to(Relaxation(0.01, 20.0), net, [1.0], 0.1, 3.0, 9.0, progress=False, max_move_angstrom=1.0)
+    assert slow.n_steps == 10  # slow nodes: the nominal steps
+
+
+def test_diverging_speeds_stop_the_rollout_with_the_reason():
+    from dislomob.ddd.rollout import RolloutUnstableError
+
+    runaway = Relaxation(-1e5, 20.0)  # v = +1e5 (x - c): every step makes it faster
+    with pytest.raises(RolloutUnstableError, match="max_move_angstrom=1.0"):
+        rollout_to(runaway, single_line(90.0, 0.0, 300.0, x0=5.0), [1.0], 0.05, 3.0, 9.0, progress=False,
+                   max_move_angstrom=1.0)
+    with pytest.raises(ValueError, match="max_move_angstrom=0.0"):
+        rollout_to(runaway, single_line(90.0, 0.0, 300.0), [1.0], 0.05, 3.0, 9.0, progress=False, max_move_angstrom=0.0)
+
+
+def test_a_loop_reported_with_the_opposite_sense_and_burgers_vector_is_the_same_loop():
+    """DXA may return a loop walked the other way round with -b (the same dislocation): the MD track follows it."""
+    from dislomob.ddd.rollout import track_md_lines
+    from dislomob.md.trajectory import Frame, Line
+
+    def loop(r: float, sign: float) -> Line:
+        phi = np.linspace(0.0, 2 * np.pi, 25)[:-1][::int(sign)]
+        pts = np.column_stack([50.0 + r * np.cos(phi), 50.0 + r * np.sin(phi), np.full_like(phi, 20.0)])
+        b = sign * np.array([2.48, 0.0, 0.0])
+        return Line(np.vstack([pts, pts[:1]]), b, b, is_loop=True)
+
+    cell = np.diag([100.0, 100.0, 40.0])
+    frames = [Frame(0.1 * k, cell, np.zeros(3), [loop(20.0 + k, (-1.0) ** k)]) for k in range(4)]
+    track = track_md_lines(frames)
+    assert track.tracked().all()
+    assert np.abs(track.displacement).max() < 1e-9  # a centred loop that grows: its centroid stays

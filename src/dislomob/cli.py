@@ -336,18 +336,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     runs = prepare_rollout_data(cfg, args.rollout_md_dir, args.rollout_graphs_dir, progress=False, simulate=False)
     for path, why in runs["unusable"].items():
         print(f"evaluate: rollout run {path} left out: {why}", file=sys.stderr)
-    loops, loop_files = None, []
+    loops = None
     if not args.no_loops:
         from dislomob.evaluate.loops import LoopInputs
         from dislomob.loop_profile import loop_config
 
         lcfg = loop_config(cfg)
         loops = LoopInputs(lcfg, Path(lcfg.features.out_dir), Path(lcfg.train.model_dir))
-        loop_files = sorted(Path(lcfg.dataset.out_dir).glob("*.h5"))  # the champion saw no loop: all are held out
     m = evaluate_stage(cfg, args.metrics, register_dir=args.register_dir, al_md_dir=args.al_md_dir,
                        al_graphs_dir=args.al_graphs_dir, loops=loops,
-                       rollout=rollout_hook(runs["trajectories"] + [str(p) for p in loop_files],
-                                            progress=not args.quiet))
+                       rollout=rollout_hook(runs["trajectories"], progress=not args.quiet))
     for name, s in m["single_step"].items():
         p, b, d = (s["error_pct"][k] for k in ("pignn", "baseline", "pignn_minus_baseline"))
         print(f"evaluate {name} ({s['n_graphs']} graphs, {s['n_trajectories']} trajectories): median error PI-GNN "

@@ -363,7 +363,8 @@ class RegistryConfig(_Strict):
 class RolloutConfig(_Strict):
     """Multi-step DDD rollout against MD (dislomob.ddd.rollout): step (ps), horizon (ps), integrator, remesh.
 
-    Steps of at most ``dt_ps`` ps (``euler`` or ``heun``) from MD frame ``start_frame`` to every later MD frame
+    Steps of at most ``dt_ps`` ps (``euler`` or ``heun``; shorter where the fastest node would move more than
+    ``max_move_angstrom`` Angstrom, null: never) from MD frame ``start_frame`` to every later MD frame
     up to ``horizon_ps`` (capped by the frames a trajectory holds); segments kept between ``min_spacing_factor``
     and ``max_spacing_factor`` times ``features.node_spacing_nm`` (max >= 2 min); the line distance samples
     every ``sample_spacing_angstrom``; ``overlay_snapshots`` times keep line coordinates for a figure. The
@@ -374,6 +375,7 @@ class RolloutConfig(_Strict):
     dt_ps: float = Field(0.05, gt=0, le=1000)
     horizon_ps: float = Field(5.0, gt=0, le=1e6)
     scheme: Literal["euler", "heun"] = "euler"
+    max_move_angstrom: float | None = Field(1.0, gt=0, le=1e4)
     min_spacing_factor: float = Field(0.5, gt=0, le=100)
     max_spacing_factor: float = Field(1.5, gt=0, le=1000)
     sample_spacing_angstrom: float = Field(1.0, gt=0, le=1e4)

@@ -145,15 +145,22 @@ def along_line_images(line: Polyline, reps: int = 1) -> Polyline:
     return Polyline(pts, (2 * reps + 1) * line.period)
 
 
+MAX_REPS = 1000
+
+
 def _reps(line: Polyline, others: np.ndarray) -> int:
     """Periods each way that unroll ``line`` along itself past every point of ``others`` by a period."""
     length = float(np.linalg.norm(line.period))
-    if length == 0:
+    if length < 1e-6:  # a closed loop (its period is zero up to round-off)
         return 0
     t = line.period / length
     own, far = line.points @ t, others @ t
     beyond = max(own.min() - far.min(), far.max() - own.max(), 0.0)
-    return int(np.ceil(beyond / length)) + 1
+    reps = int(np.ceil(beyond / length)) + 1
+    if reps > MAX_REPS:
+        raise ValueError(f"a line of period {np.round(line.period, 3).tolist()} Angstrom would need {reps} images "
+                         f"each way to reach the other lines (allowed <= {MAX_REPS}): not the same line any more")
+    return reps
 
 
 def unwrapped_line_distance(a: list[Polyline], b: list[Polyline], sample_spacing_angstrom: float = 1.0) -> float:

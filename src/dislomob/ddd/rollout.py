@@ -23,6 +23,9 @@ mode; at h = 0.2 ps nodes scatter by ~3 Angstrom, at 0.1 ps the glide after 1 ps
 the converged value, at 0.05 ps Euler and Heun agree with Heun at 0.025 ps within 0.1 Angstrom (relative errors
 within 0.01). Heun has the same stability limit as Euler on such a mode, so the default is Euler at 0.05 ps
 (``rollout`` config). The stiffness falls with the square of the node spacing (paper: 1.5 nm, dt ~1 ps).
+A step is shortened where the fastest node would move more than ``rollout.max_move_angstrom`` (as ParaDiS's
+rmax): the dipole-trained law on shear loops at 1.5-2.25 GPa (outside its training stresses) predicts single
+nodes at 60-90 Angstrom/ps, and fixed 0.05 ps Euler steps then diverged within 8 steps (measured 2026-11-27).
 
 :func:`rollout_errors` starts from an MD frame (its DXA lines resampled as featurize resamples them), rolls every
 law out to the later MD frame times and measures error(t) = d(rollout(t), MD(t)) / d(MD(0), MD(t)) with the
@@ -118,27 +121,63 @@ def _velocity_angstrom_per_ps(law: VelocityLaw, network: DislocationNetwork) -> 
     return v
 
 
-def step(law: VelocityLaw, network: DislocationNetwork, h_ps: float, scheme: str = "euler") -> DislocationNetwork:
-    """Positions advanced by one explicit step of ``h_ps`` ps (module docstring), wrapped, not remeshed."""
+class RolloutUnstableError(ValueError):
+    """The displacement limit asked for steps below ``MIN_STEP_FRACTION`` of the nominal step: the law's speeds
+    diverge (an explicit integrator cannot follow them)."""
+
+
+MIN_STEP_FRACTION = 1e-3
+
+
+def step(law: VelocityLaw, network: DislocationNetwork, h_ps: float, scheme: str = "euler",
+         v: np.ndarray | None = None) -> DislocationNetwork:
+    """Positions advanced by one explicit step of ``h_ps`` ps (module docstring), wrapped, not remeshed; ``v``
+    (Angstrom/ps) = the law's velocities at ``network`` when already computed."""
     x = network.positions_angstrom
-    v = _velocity_angstrom_per_ps(law, network)
+    v = _velocity_angstrom_per_ps(law, network) if v is None else v
     if scheme == "euler":
         return _moved(network, x + h_ps * v)
     v_star = _velocity_angstrom_per_ps(law, _moved(network, x + h_ps * v))
     return _moved(network, x + 0.5 * h_ps * (v + v_star))
 
 
+def advance(law: VelocityLaw, network: DislocationNetwork, h_ps: float, scheme: str, max_move_angstrom: float | None,
+            min_spacing_angstrom: float, max_spacing_angstrom: float, min_nodes: int) -> tuple[DislocationNetwork, int]:
+    """``network`` advanced by ``h_ps`` ps and remeshed: one step, or with ``max_move_angstrom`` as many shorter
+    steps as keep every node's move within it (the fastest node sets the step, as ParaDiS's rmax; remeshed after
+    each). Returns (network, steps taken); RolloutUnstableError when a step would fall below MIN_STEP_FRACTION h."""
+    done, n = 0.0, 0
+    while h_ps - done > TIME_TOL_PS * 1e-3 or n == 0:
+        v = _velocity_angstrom_per_ps(law, network)
+        h = h_ps - done
+        if max_move_angstrom is not None:
+            fastest = float(np.linalg.norm(v, axis=1).max(initial=0.0))
+            if fastest * h > max_move_angstrom:
+                h = max_move_angstrom / fastest
+                if h < MIN_STEP_FRACTION * h_ps:
+                    raise RolloutUnstableError(
+                        f"the law's fastest node moves at {fastest:.4g} Angstrom/ps: keeping its moves within "
+                        f"max_move_angstrom={max_move_angstrom} needs steps of {h:.3g} ps, below "
+                        f"{MIN_STEP_FRACTION:g} x the step of {h_ps:g} ps (speeds diverge)")
+        network = remesh(step(law, network, h, scheme, v), min_spacing_angstrom, max_spacing_angstrom, min_nodes)
+        done, n = done + h, n + 1
+    return network, n
+
+
 def rollout_to(law: VelocityLaw, network: DislocationNetwork, times_ps: Sequence[float], max_dt_ps: float,
                min_spacing_angstrom: float, max_spacing_angstrom: float, scheme: str = "euler", min_nodes: int = 4,
-               progress: bool = True) -> Rollout:
+               progress: bool = True, max_move_angstrom: float | None = None) -> Rollout:
     """Roll ``network`` out to each of the increasing ``times_ps`` (ps after the start), each interval cut into
-    equal steps of at most ``max_dt_ps`` ps; remesh bounds in Angstrom (dislomob.ddd.remesh)."""
+    equal steps of at most ``max_dt_ps`` ps, each shortened further where a node would move more than
+    ``max_move_angstrom`` (:func:`advance`; None: never); remesh bounds in Angstrom (dislomob.ddd.remesh)."""
     from tqdm import tqdm
 
     if scheme not in SCHEMES:
         raise ValueError(f"scheme={scheme!r}: allowed {', '.join(SCHEMES)}")
     if not (math.isfinite(max_dt_ps) and max_dt_ps > 0):
         raise ValueError(f"dt_ps={max_dt_ps}: allowed a finite value > 0 ps")
+    if max_move_angstrom is not None and not (math.isfinite(max_move_angstrom) and max_move_angstrom > 0):
+        raise ValueError(f"max_move_angstrom={max_move_angstrom}: allowed a finite value > 0 Angstrom or None")
     check_spacing(min_spacing_angstrom, max_spacing_angstrom, min_nodes)
     times = np.asarray(times_ps, dtype=np.float64)
     gaps = np.diff(np.concatenate([[0.0], times]))
@@ -153,19 +192,21 @@ def rollout_to(law: VelocityLaw, network: DislocationNetwork, times_ps: Sequence
     travel = np.zeros((len(lines), 3))
     shifts = [travel.copy()]
     t0 = time.perf_counter()
+    taken = 0
     with tqdm(total=int(n_sub.sum()), desc=f"rollout ({scheme})", unit="step", disable=not progress) as bar:
         for gap, n in zip(gaps, n_sub):
             for _ in range(n):
-                net = remesh(step(law, net, float(gap / n), scheme), min_spacing_angstrom, max_spacing_angstrom,
-                             min_nodes)
+                net, k = advance(law, net, float(gap / n), scheme, max_move_angstrom, min_spacing_angstrom,
+                                 max_spacing_angstrom, min_nodes)
+                taken += k
                 now = network_polylines(net)
                 travel = travel + _line_steps(lines, now, net.cell_angstrom)
                 lines = now
                 bar.update(1)
             out.append(net)
             shifts.append(travel.copy())
-    return Rollout(np.concatenate([[0.0], times]), out, int(n_sub.sum()), calls * int(n_sub.sum()),
-                   time.perf_counter() - t0, np.stack(shifts))
+    return Rollout(np.concatenate([[0.0], times]), out, taken, calls * taken, time.perf_counter() - t0,
+                   np.stack(shifts))
 
 
 def _line_steps(before: list[Polyline], after: list[Polyline], cell: np.ndarray | None) -> np.ndarray:
@@ -274,7 +315,8 @@ class LineTrack:
 
 
 def track_md_lines(frames: Sequence[Frame]) -> LineTrack:
-    """Follow the first frame's lines frame to frame (same Burgers sense, nearest minimum-image centroid; each
+    """Follow the first frame's lines frame to frame (same Burgers sense, or any for a closed loop; nearest
+    minimum-image centroid; each
     step between frames is small, so the accumulated displacement is unwrapped); lost from the first frame whose
     line count changes or where a line has no partner."""
     first = frame_polylines(frames[0])
@@ -290,8 +332,11 @@ def track_md_lines(frames: Sequence[Frame]) -> LineTrack:
         lines = frame_polylines(fr)
         cell = np.asarray(fr.cell)
         for k, ref in enumerate(first):
+            # a closed loop may come back with the opposite sense and -b (the same loop): any sign matches it
+            loop = not np.any(ref.period)
             steps = [(j, _normal_part(_minimum(_centroid(ln) - centres[k], cell), ref.period))
-                     for j, ln in enumerate(lines) if float(np.dot(fr.lines[j].spatial_burgers, b_ref[k])) > 0]
+                     for j, ln in enumerate(lines)
+                     if loop or float(np.dot(fr.lines[j].spatial_burgers, b_ref[k])) > 0]
             if not steps:
                 break
             j, d = min(steps, key=lambda x: np.linalg.norm(x[1]))
@@ -416,7 +461,7 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     }
     for name, law in laws.items():
         ro = rollout_to(law, start, times, step_dt, lo, hi, rc.scheme, max(4, cfg.features.min_nodes_per_line),
-                        progress)
+                        progress, rc.max_move_angstrom)
         ro0 = [_centroid(ln) for ln in network_polylines(ro.networks[0])]
         anchor = [c + _minimum(r - c, ro.networks[0].cell_angstrom) for c, r in zip(c0, ro0)]  # at MD0's image
         lines = [unwrap_lines(network_polylines(net), [a + d for a, d in zip(anchor, ro.line_displacements[i])],

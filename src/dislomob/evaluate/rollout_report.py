@@ -1,8 +1,9 @@
 """The evaluate stage's multi-step rollout part: both laws rolled out from MD frames, errors against time, figures.
 
 :func:`rollout_hook` returns the stage hook (dislomob.evaluate.stage.RolloutHook): for every rollout trajectory
-(the ``eval_data`` stage's long held-out dipoles, dislomob.evaluate.rollout_runs, and the shear loops, bucket
-``loop``) the PI-GNN and the fitted law
+(the ``eval_data`` stage's long held-out dipoles, dislomob.evaluate.rollout_runs; with the stage's loop inputs
+also the loop test trajectories, bucket ``loop``, rolled out with the loop-trained ensemble and its fitted law,
+and every loop with the evaluated dipole-trained ensemble, ``dipole_law_on_loops``) the PI-GNN and the fitted law
 are rolled out through the DDD API (dislomob.ddd.rollout.rollout_errors: own non-singular stress + applied,
 remeshing, periodic cell) and compared with the MD lines; it writes ``rollout_error.csv`` (relative error per
 trajectory, law and time, with the rigid-translation floor), ``rollout_error.png`` (error against time per
@@ -150,12 +151,29 @@ def rollout_hook(trajectories: Sequence[str | Path], progress: bool = True):
         numba.set_num_threads(1)  # ~10-node networks: thread start-up costs more than the sums (measured 10x)
         run_cfg = ctx.model.cfg.model_copy(update={"rollout": ctx.cfg.rollout})
         laws = {"pignn": MobilityLaw(ctx.model.model, run_cfg), "baseline": MobilityLaw(ctx.baseline, run_cfg)}
+        jobs = [(p, laws, run_cfg) for p in paths]
+        loops = ctx.extra.get("loops")
+        if loops is not None:  # the loop-trained ensemble and its fitted law on the loops it never saw
+            loop_cfg = loops["cfg"].model_copy(update={"rollout": ctx.cfg.rollout})
+            loop_laws = {"pignn": MobilityLaw(loops["model"], loop_cfg),
+                         "baseline": MobilityLaw(loops["baseline"], loop_cfg)}
+            jobs += [(loops["md_dir"] / f"{t}.h5", loop_laws, loop_cfg) for t in loops["test_ids"]]
         results, failed = [], {}
-        for p in paths:
+        for p, job_laws, job_cfg in jobs:
             try:
-                results.append(rollout_errors(laws, p, run_cfg, progress=progress))
+                results.append(rollout_errors(job_laws, p, job_cfg, progress=progress))
             except (DislomobError, ValueError) as err:  # recorded; the other trajectories go on
                 failed[p.stem] = f"{type(err).__name__}: {err}"
+        dipole_law_on_loops = {}
+        if loops is not None:  # the evaluated (dipole-trained) ensemble rolled out on every loop
+            for t in loops["all_ids"]:
+                try:
+                    r = rollout_errors({"pignn": laws["pignn"]}, loops["md_dir"] / f"{t}.h5", run_cfg, progress=False)
+                    dipole_law_on_loops[t] = {"stress_gpa": r["stress_gpa"], "temperature_k": r["temperature_k"],
+                                              "error_end": r["laws"]["pignn"]["relative_error"][-1],
+                                              "horizon_ps": r["horizon_ps"], "failed": None}
+                except (DislomobError, ValueError) as err:
+                    dipole_law_on_loops[t] = {"failed": f"{type(err).__name__}: {err}"}
         if not results:
             raise InputFileError(f"no rollout trajectory could be rolled out: {failed}")
         rows = [trajectory_row(r) for r in results]
@@ -163,7 +181,14 @@ def rollout_hook(trajectories: Sequence[str | Path], progress: bool = True):
         write_csv(ctx.out_dir / "rollout_trajectories.csv", rows)
         error_figure(results, ctx.out_dir / "rollout_error.png")
         overlay_figure(results, ctx.out_dir / "rollout_overlay.png")
-        return {"trajectories": rows, "by_bucket": bucket_summary(rows), "failed": failed,
-                "dt_ps": ctx.cfg.rollout.dt_ps, "scheme": ctx.cfg.rollout.scheme}
+        out = {"trajectories": rows, "by_bucket": bucket_summary(rows), "failed": failed,
+               "dt_ps": ctx.cfg.rollout.dt_ps, "scheme": ctx.cfg.rollout.scheme,
+               "max_move_angstrom": ctx.cfg.rollout.max_move_angstrom}
+        if loops is not None:
+            out["dipole_law_on_loops"] = {
+                "n_loops": len(dipole_law_on_loops),
+                "n_diverged": sum(v["failed"] is not None for v in dipole_law_on_loops.values()),
+                "loops": dipole_law_on_loops}
+        return out
 
     return hook

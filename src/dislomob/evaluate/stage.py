@@ -294,8 +294,14 @@ def evaluate_stage(cfg: Config, metrics_path: str | Path = "metrics/evaluate.jso
     if rollout is not None:
         ids = sorted({t for e in all_errors.values() for t in e.trajectories})
         files = {t: d / f"{t}.h5" for d in (Path(al_md_dir), md_dir) for t in ids if (d / f"{t}.h5").is_file()}
+        extra: dict[str, Any] = {}
+        if loops is not None:
+            loop_ev = next(ev for ev in evaluations if ev.name == "loop")
+            extra["loops"] = {"model": loop_ev.model, "baseline": loop_ev.baseline, "cfg": loops.cfg,
+                              "md_dir": Path(loops.cfg.dataset.out_dir), "test_ids": loops_info["test_trajectories"],
+                              "all_ids": loops_info["all_trajectories"]}
         ctx = StageContext(cfg, em, baseline, asdict(fit), {n: e.trajectories for n, e in all_errors.items()}, files,
-                           out_dir)
+                           out_dir, extra)
         metrics["rollout"] = rollout(ctx)
         t = lap("rollout", t)
     metrics["timings"] = timings
