@@ -100,3 +100,54 @@ def test_rollout_runs_change_only_duration_and_seed() -> None:
     assert len(keys) == len(specs)
     same_grid = [type(s)(s.temperature_k, s.stress_gpa, s.angle_deg, s.geometry, cfg.seed) for s in specs]
     assert keys.isdisjoint(run_key(s, long_cfg.md, cfg.material) for s in same_grid)
+
+
+def _loop_trajectory(key: str, growth_angstrom_per_ps: float):
+    """A circular glide loop (radius 30 Angstrom + growth t) in a 150 x 150 x 60 Angstrom cell, frames every
+    0.1 ps, reported by DXA with alternating sense (and -b), loaded at 2 GPa."""
+    from features_helpers import B_LEN, meta
+
+    from dislomob.md.trajectory import Frame, Line, Trajectory
+
+    cell = np.diag([150.0, 150.0, 60.0])
+    frames = []
+    for k in range(8):
+        sign = 1.0 if k % 2 == 0 else -1.0
+        phi = np.linspace(0.0, 2 * np.pi, 61)[:-1][::int(sign)]
+        r = 30.0 + growth_angstrom_per_ps * 0.1 * k
+        pts = np.column_stack([75.0 + r * np.cos(phi), 75.0 + r * np.sin(phi), np.full_like(phi, 30.0)])
+        b = sign * np.array([B_LEN, 0.0, 0.0])
+        frames.append(Frame(0.1 * k, cell, np.zeros(3),
+                            [Line(np.vstack([pts, pts[:1]]), sign * np.array([0.5, 0.5, -0.5]), b, True)]))
+    return Trajectory(meta(key=key, geometry="loop", stress_gpa=2.0, sample_every_ps=0.1,
+                           stress_tensor_gpa=[[0, 0, 2.0], [0, 0, 0], [2.0, 0, 0]]), frames)
+
+
+@pytest.mark.slow  # loop rollouts of 0.6 ps (~20 s)
+def test_hook_rolls_the_loop_law_out_on_test_loops_and_the_dipole_law_on_every_loop(tmp_path) -> None:
+    import numba
+
+    from dislomob.md.trajectory import write_trajectory
+
+    numba.set_num_threads(1)
+    for key, growth in (("loop_test", 5.0), ("loop_train", 8.0)):
+        write_trajectory(tmp_path / "loops" / f"{key}.h5", _loop_trajectory(key, growth))
+    model, _ = load_ensemble(untrained_law_file(tmp_path / "law", members=3, seed=4))
+    loops = {"model": baseline_module(), "baseline": baseline_module(edge_drag0=0.1), "cfg": CFG,
+             "md_dir": tmp_path / "loops", "test_ids": ["loop_test"], "all_ids": ["loop_test", "loop_train"]}
+    ctx = StageContext(CFG, EvaluatedModel("train", model, CFG, tmp_path / "law" / "ensemble.pt", [], []),
+                       baseline_module(), {}, {}, {}, tmp_path, {"loops": loops})
+    metrics = rollout_hook([MD_DIR / f"{RUNS[0]}.h5"], progress=False)(ctx)
+    rows = {r["traj_id"]: r for r in metrics["trajectories"]}
+    assert set(rows) == {RUNS[0], "loop_test"} and rows["loop_test"]["bucket"] == "loop"  # a training loop is not
+    assert set(metrics["by_bucket"]) == {"edge_like", "loop"}
+    direct = rollout_errors({"pignn": MobilityLaw(baseline_module(), CFG)}, tmp_path / "loops" / "loop_test.h5", CFG,
+                            progress=False)
+    assert rows["loop_test"]["pignn_error_end"] == pytest.approx(direct["laws"]["pignn"]["relative_error"][-1],
+                                                                 rel=1e-9)
+    assert all(direct["tracked"])  # the loop is followed although DXA reverses its sense every frame
+    on_loops = metrics["dipole_law_on_loops"]
+    assert on_loops["n_loops"] == 2 and set(on_loops["loops"]) == {"loop_test", "loop_train"}
+    for v in on_loops["loops"].values():  # each loop either rolled out to a finite error or failed with a reason
+        assert (v["failed"] is None and math.isfinite(v["error_end"])) or "Error" in v["failed"]
+    assert on_loops["n_diverged"] == sum(v["failed"] is not None for v in on_loops["loops"].values())
