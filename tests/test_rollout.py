@@ -12,7 +12,9 @@ line_distance). Lengths in Angstrom, time in ps, stress in GPa, velocities in m/
   stress gives no motion; a screw line glides at its own (thermally activated) mobility; a glide loop shrinks
   under its line tension, expands under a large enough stress of the right sign and stays planar and closed.
 - Integrators on an analytic relaxation law v = -k (x - c): Euler's error falls ~2x and Heun's ~4x when the
-  step halves (first and second order).
+  step halves (first and second order); with ``max_move_angstrom`` no node moves further in a step, and a law
+  whose speeds run away stops the rollout with the reason. A loop DXA reports with the opposite sense is the
+  same loop to the MD track.
 - Remeshing: segments end within bounds, Burgers vectors and normals are kept, a straight line is unchanged,
   a curved line moves by less than its sagitta, splitting alone leaves it unchanged.
 - Against MD (committed demo trajectories): the start network is featurize's network of the frame; the
