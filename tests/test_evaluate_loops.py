@@ -61,3 +61,6 @@ def test_loop_test_trajectories_must_have_graphs(tmp_path) -> None:
     (tmp_path / "loop_train" / "split.json").unlink()
     with pytest.raises(InputFileError, match="split.json"):
         loop_evaluations(inputs, torch.nn.Linear(1, 1), torch.nn.Linear(1, 1))
+    (tmp_path / "loop_train" / "ensemble.pt").unlink()
+    with pytest.raises(InputFileError, match="--no-loops"):
+        loop_evaluations(inputs, torch.nn.Linear(1, 1), torch.nn.Linear(1, 1))

@@ -38,6 +38,10 @@ def loop_evaluations(loops: LoopInputs, dipole_model: torch.nn.Module, dipole_la
     parameters on the training loops)."""
     from dislomob.train.data import load_graph_dir
 
+    if not loops.graphs_dir.is_dir() or not (loops.train_dir / "ensemble.pt").is_file():
+        raise InputFileError(f"no loop data: {loops.graphs_dir} or {loops.train_dir / 'ensemble.pt'} missing; run "
+                             "`dislomob --loops simulate`, `--loops featurize`, `--loops train` (stages loop_md, "
+                             "loop_featurize, loop_train), or `dislomob evaluate --no-loops`")
     pool = by_trajectory(load_graph_dir(loops.graphs_dir))
     lm = load_evaluated_model(loops.cfg, "train", train_dir=loops.train_dir)
     missing = [t for t in lm.train_ids if t not in pool]
