@@ -171,3 +171,17 @@ def test_kill_train_at_random_moments_then_rerun_converges(tmp_path):
                 kills, run_id, info.status, info.end_time, signalled_ms)
     assert "KILLED" in runs.values(), (kills, runs)  # at least one kill landed inside an open run
     print("kills (signal, delay s, exit status):", kills, "runs:", sorted(runs.values()))
+
+
+def test_an_interrupt_that_lightning_turns_into_sys_exit_is_still_an_interrupt():
+    """Lightning's Trainer answers a KeyboardInterrupt (our SIGTERM handler raises one) with sys.exit(1): the run it
+    interrupts must end KILLED, not FAILED; a plain exit or an error is no interrupt."""
+    from dislomob.tracking import interrupted
+
+    with pytest.raises(SystemExit) as caught:
+        try:
+            raise KeyboardInterrupt("signal 15")
+        except KeyboardInterrupt:
+            sys.exit(1)
+    assert interrupted(caught.value) and interrupted(KeyboardInterrupt())
+    assert not interrupted(SystemExit(1)) and not interrupted(ValueError("bad")) and not interrupted(SystemExit(0))

@@ -520,8 +520,14 @@ def main(argv: list[str] | None = None) -> int:
         # bad input (params, files): one line per problem, no traceback, exit status 2
         print(f"dislomob: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:
-        print(f"dislomob: interrupted{f' ({err})' if str(err) else ''}; rerun the same command to resume", file=sys.stderr)
+    except (KeyboardInterrupt, SystemExit) as err:
+        from dislomob.tracking import interrupted
+
+        if not interrupted(err):
+            raise
+        cause = err if isinstance(err, KeyboardInterrupt) else err.__context__
+        print(f"dislomob: interrupted{f' ({cause})' if str(cause) else ''}; rerun the same command to resume",
+              file=sys.stderr)
         return 130
 
 

@@ -26,6 +26,19 @@ def tracking_setup(uri: str, experiment: str) -> str:
     return mlflow.set_experiment(experiment).experiment_id
 
 
+def interrupted(exc: BaseException) -> bool:
+    """True for Ctrl-C / SIGTERM: a KeyboardInterrupt, or the SystemExit Lightning raises while handling one
+    (its Trainer turns an interrupt into ``sys.exit(1)``)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        if not isinstance(exc, SystemExit):
+            return False
+        exc, seen = exc.__context__, seen + 1
+    return False
+
+
 @contextmanager
 def ended_on_exit(run):
     """End ``run`` FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED (an error) when the block exits."""
@@ -33,11 +46,8 @@ def ended_on_exit(run):
 
     try:
         yield run
-    except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run("FAILED")
+    except BaseException as exc:
+        mlflow.end_run("KILLED" if interrupted(exc) else "FAILED")
         raise
     mlflow.end_run()
 
