@@ -82,7 +82,7 @@ def error_figure(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
         ax.set_yscale("log")
         ax.set_xlabel("time after the start frame (ps)")
         ax.set_ylabel("line distance to MD / MD distance from start")
-        ax.set_title(f"{bucket} dipoles")
+        ax.set_title("test loops, loop-trained laws" if bucket == "loop" else f"{bucket} dipoles")
         ax.legend(fontsize=6.5)
     return _save(fig, Path(path))
 
