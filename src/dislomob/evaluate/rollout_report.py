@@ -62,9 +62,10 @@ def error_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def error_figure(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Relative rollout error against time, one panel per character bucket: every trajectory of each law (thin)
-    and the rigid-translation floor (grey), with the paper's 10% line."""
+def error_figure(results: Sequence[dict[str, Any]], path: str | Path,
+                 loop_title: str = "test loops, loop-trained laws") -> Path:
+    """Relative rollout error against time, one panel per character bucket (the loops' titled ``loop_title``): every
+    trajectory of each law (thin) and the rigid-translation floor (grey), with the paper's 10% line."""
     plt = _plt()
     buckets = sorted({r["bucket"] for r in results})
     fig, axes = plt.subplots(1, max(1, len(buckets)), figsize=(4.6 * max(1, len(buckets)), 3.6), squeeze=False,
@@ -82,7 +83,7 @@ def error_figure(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
         ax.set_yscale("log")
         ax.set_xlabel("time after the start frame (ps)")
         ax.set_ylabel("line distance to MD / MD distance from start")
-        ax.set_title("test loops, loop-trained laws" if bucket == "loop" else f"{bucket} dipoles")
+        ax.set_title(loop_title if bucket == "loop" else f"{bucket} dipoles")
         ax.legend(fontsize=6.5)
     return _save(fig, Path(path))
 
