@@ -7,7 +7,7 @@ nodes' steps (Angstrom, outward > 0, about the loop's centroid in the glide plan
 critical stress. The MD's radial step on the same graph (its target) and the MD critical stress measured in
 BENCHMARKS "Shear loops" (1.20-1.28 GPa for R = 4 nm in this cell) stand beside it. Laws: the registered champion
 (dipole-trained), the `loop_train` ensemble, and with --extra NAME=PARAMS:MODEL_DIR any other trained ensemble
-(e.g. benchmarks/bench_dipole_stress_range.py's).
+(e.g. benchmarks/bench_dipole_data_for_loops.py's).
 Writes benchmarks/results/loop_critical_stress.json.
 Usage (~1 min): .venv/bin/python benchmarks/loop_critical_stress.py [--extra aug=/tmp/x/params_aug.yaml:/tmp/x/models_aug]
 """

@@ -1,17 +1,19 @@
-"""Does dipole training data at the loops' stresses move the dipole-to-loop error? (the limit named in BENCHMARKS)
+"""Which dipole training data move the dipole-to-loop error? (the limit discussed in BENCHMARKS "Shear loops")
 
-The dipole-trained champion scores ~211% on the loops (paper: <= 20%), and the loops' graphs hold resolved shear
-stresses 2.5-4x beyond the dipoles' (0.25-1 GPa applied). This runs the demo's dipole grid (params `dataset`:
-temperatures, angles, MD protocol, features) again at --stresses (default 1.5 and 2.0 GPa, the loops' range),
-featurizes it, trains an ensemble with the train stage's settings (tuned widths, members, epochs) on the demo's
-dipole graphs plus these, and scores on all loop trajectories (single step, median % with a 90% interval over
-trajectories) and on the AL fixed test dipoles (0.1-1 GPa, which none of the models trained on):
+The dipole-trained champion scores ~211% on the loops (paper: <= 20%). This runs the demo's dipole protocol (params
+`dataset` angles, MD protocol, features) on another grid -- --stresses, --temperatures, and --line-nm for the
+cell's length along the lines (demo: md.box.line_nm = 3 nm) -- featurizes it, trains an ensemble with the train
+stage's settings (tuned widths, members, epochs) on the new graphs, with the demo's dipole graphs too unless
+--new-only, and scores on all loop trajectories (single step, median % with a 90% interval over trajectories) and on
+the AL fixed test dipoles (0.1-1 GPa, which none of the models trained on):
   - the registered champion (AL data, <= 1 GPa), the train stage's ensemble (demo grid, 0.25-0.5 GPa), and the
-    ensemble trained here (demo grid + the high-stress runs), each beside the law fitted to its training graphs.
+    ensemble trained here, each beside the law fitted to its training graphs.
 Everything runs through the `dislomob` CLI on a params file written under --work (MD cached by content hash there,
 MLflow runs in its own store), so a rerun only redoes what changed.
-Writes benchmarks/results/dipole_stress_range.json.
-Usage (~15 min on 2 idle cores): .venv/bin/python benchmarks/bench_dipole_stress_range.py [--stresses 1.5 2.0]
+Writes benchmarks/results/dipole_data_<tag>.json.
+Usage: .venv/bin/python benchmarks/bench_dipole_data_for_loops.py --tag stress_range --stresses 1.5 2.0
+         (~15 min on 2 idle cores)
+       .venv/bin/python benchmarks/bench_dipole_data_for_loops.py --tag long_lines --line-nm 12 --stresses 0.5 --new-only
 """
 
 from __future__ import annotations
@@ -79,8 +81,12 @@ def score(models: dict[str, tuple], test_sets: dict[str, list]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--stresses", type=float, nargs="+", default=[1.5, 2.0], help="extra dipole stresses, GPa")
-    ap.add_argument("--work", default="/tmp/dislomob_stress_range")
+    ap.add_argument("--tag", required=True, help="names the work folder and the results file")
+    ap.add_argument("--stresses", type=float, nargs="+", required=True, help="dipole stresses of the new runs, GPa")
+    ap.add_argument("--temperatures", type=float, nargs="+", default=None, help="K (default: dataset.temperatures_k)")
+    ap.add_argument("--line-nm", type=float, default=None, help="cell length along the lines (default: md.box.line_nm)")
+    ap.add_argument("--new-only", action="store_true", help="train on the new runs only (default: demo graphs too)")
+    ap.add_argument("--work", default=None, help="default /tmp/dislomob_dipole_data_<tag>")
     args = ap.parse_args()
     import torch
 
@@ -90,20 +96,23 @@ def main() -> None:
     from dislomob.registry.champion import fixed_test_set
     from dislomob.train.data import load_graph_dir
 
-    work = Path(args.work).resolve()
+    work = Path(args.work or f"/tmp/dislomob_dipole_data_{args.tag}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     base = load_config(ROOT / args.params)
-    tracking = {"tracking_uri": f"sqlite:///{work}/mlflow.db", "experiment": "bench-dipole-stress-range"}
-    high = write_params(base, work, "params_high.yaml",
-                        dataset={"stresses_gpa": list(args.stresses), "out_dir": str(work / "md")},
+    tracking = {"tracking_uri": f"sqlite:///{work}/mlflow.db", "experiment": f"bench-dipole-data-{args.tag}"}
+    temps = list(args.temperatures or base.dataset.temperatures_k)
+    box = {**base.md.box.model_dump(), **({"line_nm": args.line_nm} if args.line_nm else {})}
+    high = write_params(base, work, "params_high.yaml", md={"box": box},
+                        dataset={"stresses_gpa": list(args.stresses), "temperatures_k": temps,
+                                 "out_dir": str(work / "md")},
                         features={"out_dir": str(work / "graphs_high")},
                         executor={"run_dir": str(work / ".parsl")})
     t0 = time.perf_counter()
     cli(high, "simulate", "--quiet")
     md_wall = time.perf_counter() - t0
     cli(high, "featurize", "--summary", str(work / "featurize_high.json"))
-    link_graphs([ROOT / base.features.out_dir, work / "graphs_high"], work / "graphs_all")
-    aug = write_params(base, work, "params_aug.yaml", features={"out_dir": str(work / "graphs_all")},
+    link_graphs(([] if args.new_only else [ROOT / base.features.out_dir]) + [work / "graphs_high"], work / "graphs_all")
+    aug = write_params(base, work, "params_aug.yaml", md={"box": box}, features={"out_dir": str(work / "graphs_all")},
                        train={**tracking, "model_dir": str(work / "models_aug")},
                        executor={"run_dir": str(work / ".parsl")})
     cli(aug, "train", "--metrics", str(work / "train_aug.json"), "--quiet")
@@ -120,7 +129,7 @@ def main() -> None:
         pools["demo"].setdefault(t, g)
     models = {}
     for name, em, pool in (("champion", champion, pools["demo"]), ("demo_grid", demo, pools["demo"]),
-                           ("demo_grid_plus_high", augmented, pools["aug"])):
+                           (f"trained_here_{args.tag}", augmented, pools["aug"])):
         law, _ = fit_law([g for t in em.train_ids for g in pool[t]], base.train.baseline_steps)
         models[name] = (em.model, law)
     loops = loop_config(base)
@@ -132,8 +141,8 @@ def main() -> None:
              "al_test_dipoles": [g for t in sorted(al_test) for g in al_test[t]]}
     results = score(models, tests)
     feat = json.loads((work / "featurize_high.json").read_text())
-    print(f"\nhigh-stress dipoles: {feat.get('n_graphs')} graphs from {feat.get('n_trajectories')} trajectories "
-          f"(MD {md_wall:.0f} s wall); augmented ensemble trained on {len(augmented.train_ids)} trajectories")
+    print(f"\nnew dipoles: {feat.get('n_graphs')} graphs from {feat.get('n_trajectories')} trajectories "
+          f"(MD {md_wall:.0f} s wall); ensemble trained here on {len(augmented.train_ids)} trajectories")
     print("\n| model (training stresses) | test set | PI-GNN % [90%] | fitted law % [90%] | paired difference |")
     print("|---|---|---|---|---|")
     for key, r in results.items():
@@ -141,13 +150,20 @@ def main() -> None:
         print(f"| {key.split('_on_')[0]} | {key.split('_on_')[1]} ({p['n_trajectories']} traj, {p['n_values']} graphs) | "
               f"{p['median']:.1f} [{p['low']:.1f}, {p['high']:.1f}] | {b['median']:.1f} [{b['low']:.1f}, {b['high']:.1f}] | "
               f"{d['median']:+.1f} [{d['low']:.1f}, {d['high']:.1f}] |")
-    out = ROOT / "benchmarks" / "results" / "dipole_stress_range.json"
+    out = ROOT / "benchmarks" / "results" / f"dipole_data_{args.tag}.json"
     from dislomob.atomic import write_json
 
+    from dislomob.md.trajectory import read_meta
+
+    runs = [read_meta(p) for p in sorted((work / "md").glob("*.h5"))]
+    md_runs = [{"key": m.key, "temperature_k": m.temperature_k, "stress_gpa": m.stress_gpa, "angle_deg": m.angle_deg,
+                "status": m.status, "n_atoms": m.n_atoms, "wall_time_s": m.wall_time_s} for m in runs]
+    print(f"MD runs: {len(runs)}, {min(m.n_atoms for m in runs)}-{max(m.n_atoms for m in runs)} atoms, "
+          f"{min(m.wall_time_s for m in runs):.0f}-{max(m.wall_time_s for m in runs):.0f} s of one core each")
     write_json(out, {"machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"), "args": vars(args),
-                     "md_wall_s": md_wall, "featurize_high": feat, "results": results,
+                     "md_wall_s": md_wall, "md_runs": md_runs, "featurize_high": feat, "results": results,
                      "train_trajectories": {"champion": champion.train_ids, "demo_grid": demo.train_ids,
-                                            "demo_grid_plus_high": augmented.train_ids}})
+                                            f"trained_here_{args.tag}": augmented.train_ids}})
     print(f"wrote {out}")
 
 
