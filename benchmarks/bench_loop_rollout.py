@@ -140,9 +140,9 @@ def main() -> None:
     print("\n| loop | atoms | recorded ps | " + " | ".join(f"{t:g} ps" for t in args.report_ps)
           + " | MD no-motion distance at the end | champion |")
     print("|---" * (len(args.report_ps) + 5) + "|")
-    for spec, p, r in zip(specs, paths, results):
-        from dislomob.md.trajectory import read_meta
+    from dislomob.md.trajectory import read_meta
 
+    for spec, p, r in zip(specs, paths, results):
         meta = read_meta(p)
         t = r["times_ps"]
         cells = []

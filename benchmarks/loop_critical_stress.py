@@ -72,8 +72,10 @@ def main() -> None:
     models = {"champion (dipoles)": load_evaluated_model(base, "champion").model,
               "loop-trained": load_evaluated_model(loops, "train", train_dir=loops.loops.model_dir).model}
     for spec in args.extra:
-        name, paths = spec.split("=", 1)
-        params, model_dir = paths.split(":", 1)
+        name, _, paths = spec.partition("=")
+        params, _, model_dir = paths.partition(":")
+        if not (name and params and model_dir):
+            raise SystemExit(f"--extra {spec!r}: expected NAME=PARAMS:MODEL_DIR")
         models[name] = load_evaluated_model(load_config(params), "train", train_dir=model_dir).model
     graphs = load_graph_dir(ROOT / loops.loops.graphs_dir)
     first = {}
