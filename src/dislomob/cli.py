@@ -117,7 +117,11 @@ def inspect_trajectory(path: Path, skip_ps: float) -> dict:
                 "is_loop": s.is_loop,
             }
         )
-    return {"metadata": meta, "lines": lines}
+    ref = traj.meta.lattice_reference
+    frame = {"measured": "crystal (position recorded by the MD)",
+             "inferred_inversion": "crystal (position inferred after the fact from the dipole's inversion symmetry)",
+             None: "lab (this file has no crystal position: rerun it to record one)"}[ref]
+    return {"metadata": meta, "lines": lines, "velocity_frame": frame}
 
 
 def _terminate_on_sigterm() -> None:
@@ -267,6 +271,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(f"  {k:22s} {m.get(k)}")
     for e in m.get("events", []):
         print(f"  event: {e['kind']} at {e['time_ps']} ps: {e['detail']}")
+    print(f"  velocities relative to: {info['velocity_frame']}")
     for i, ln in enumerate(info["lines"]):
         print(f"  line {i}: b={ln['burgers']} character={ln['character_deg']} deg  velocity={ln['velocity_m_s']} m/s"
               + ("  (loop: radial)" if ln["is_loop"] else ""))

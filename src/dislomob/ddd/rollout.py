@@ -56,6 +56,7 @@ from dislomob.ddd.remesh import check_spacing, remesh, wrap_positions
 from dislomob.features.discretize import DiscretizationError, discretize_line
 from dislomob.features.featurize import read_trajectory_file, slip_plane_normal
 from dislomob.features.local_frame import line_frame
+from dislomob.md.analysis import crystal_frames
 from dislomob.md.trajectory import Frame, TrajectoryMeta
 from dislomob.model.consistency import ANGSTROM_PER_PS_TO_M_PER_S
 from dislomob.train.buckets import bucket_of
@@ -400,7 +401,7 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     if rc.start_frame >= len(traj.frames) - 1:
         raise ValueError(f"rollout.start_frame={rc.start_frame}: {path} has {len(traj.frames)} frame(s); allowed "
                          f"0..{len(traj.frames) - 2} (a later frame is needed to compare with)")
-    frames, skipped = readable_frames(traj.frames[rc.start_frame:])
+    frames, skipped = readable_frames(crystal_frames(traj.frames, rc.start_frame)[rc.start_frame:])
     if len(frames) < 2:
         raise DiscretizationError(f"{path}: fewer than 2 frames from rollout.start_frame={rc.start_frame} have lines "
                                   f"a rollout can start from or be compared with ({len(skipped)} skipped: "

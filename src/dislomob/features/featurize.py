@@ -10,7 +10,7 @@ t + dt line is taken at the periodic image its path reaches (dislomob.features.t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from dislomob.features.graphs import (
 )
 from dislomob.features.invariants import GP_FEATURE_NAMES, NODE_FEATURE_NAMES, graph_features
 from dislomob.features.targets import MatchError, follow_lines
+from dislomob.md.analysis import dipole_symmetry
+from dislomob.md.crystal_frame import CrystalMotion
 from dislomob.md.trajectory import Frame, Trajectory, TrajectoryMeta, read_trajectory
 
 
@@ -77,6 +79,13 @@ def featurize_trajectory(traj: Trajectory, cfg: Config, traj_id: str) -> Featuri
     b_len = float(np.linalg.norm(meta.burgers) * cfg.material.lattice_a_angstrom)
     settings = stress_settings(cfg, b_len)
     cache: dict[int, list[NodeLine] | str] = {}
+    motion = CrystalMotion.of(traj.frames)
+
+    def relative_to(i: int, k: int, lines: list[NodeLine] | str) -> list[NodeLine] | str:
+        """Frame k's lines moved back by the crystal's displacement since frame i (targets relative to the crystal)."""
+        if isinstance(lines, str) or not motion.recorded:
+            return lines
+        return [replace(ln, nodes=ln.nodes - motion.between(i, k, ln.nodes)) for ln in lines]
 
     def lines_of(k: int) -> list[NodeLine] | str:
         if k not in cache:
@@ -109,7 +118,8 @@ def featurize_trajectory(traj: Trajectory, cfg: Config, traj_id: str) -> Featuri
             res.rejected.append(reject | {"reason": now if isinstance(now, str) else later})
             continue
         try:
-            path = [(float(times[k]), window_lines(k, len(frame.lines))) for k in range(i + 1, j + 1)]
+            later = relative_to(i, j, later)
+            path = [(float(times[k]), relative_to(i, k, window_lines(k, len(frame.lines)))) for k in range(i + 1, j + 1)]
             track = follow_lines(now, path, frame.cell, float(times[i]), spacing)
             snap = snapshot(now, frame.cell, applied, normal, meta.temperature_k, f.n_gauss, settings)
             disp, moved = targets(snap, later, frame.cell, track)
@@ -322,11 +332,24 @@ def featurize_dataset(cfg: Config, in_dir: str | Path, out_dir: str | Path, summ
         "node_features": _feature_stats(records, "node", NODE_FEATURE_NAMES),
         "gp_features": _feature_stats(records, "gp", GP_FEATURE_NAMES),
         "target_displacement_angstrom": _target_stats(records),
+        **_frame_stats([traj for _, traj in readable]),
         "trajectories": entries, "features": cfg.features.model_dump(),
         "graph_format_version": GRAPH_FORMAT_VERSION, "wall_s": time.perf_counter() - t0,
     }
     write_json(summary_path, summary)
     return summary
+
+
+def _frame_stats(trajs: list[Trajectory]) -> dict[str, Any]:
+    """The dataset's crystal-frame check: median dipole common-mode speed (m/s) and asymmetry, lattice references."""
+    sym = [s for s in (dipole_symmetry(t) for t in trajs) if s is not None]
+    refs: dict[str, int] = {}
+    for t in trajs:
+        name = t.meta.lattice_reference or "none (lab frame)"
+        refs[name] = refs.get(name, 0) + 1
+    return {"dipole_common_mode_m_s_median": float(np.median([s.common_mode_m_s for s in sym])) if sym else None,
+            "dipole_asymmetry_median": float(np.median([s.asymmetry for s in sym])) if sym else None,
+            "n_dipoles_checked": len(sym), "lattice_reference": refs}
 
 
 def _target_stats(records: list[dict]) -> dict[str, list[float]]:

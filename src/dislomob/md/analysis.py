@@ -1,6 +1,7 @@
 """Per-line observables of a trajectory: crystal-frame Burgers vector, character angle, glide velocity.
 
-Velocities in m/s (1 Angstrom/ps = 100 m/s); angles in degrees.
+Velocities in m/s (1 Angstrom/ps = 100 m/s), relative to the crystal (``dislomob.md.crystal_frame``);
+angles in degrees.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dislomob.md.crystal_frame import CrystalMotion, in_crystal_frame_of
 from dislomob.md.trajectory import Frame, Line, Trajectory
 
 ANGSTROM_PER_PS_TO_M_S = 100.0
@@ -90,9 +92,17 @@ def glide_positions(track: list[Line], frames: list[Frame]) -> np.ndarray:
     return np.concatenate([[xs[0]], xs[0] + np.cumsum(steps)])
 
 
+def crystal_frames(frames: list[Frame], ref: int = 0) -> list[Frame]:
+    """A whole trajectory's frames with every line in the crystal frame of frame ``ref`` (unchanged where no
+    profile was recorded). Pass every frame: the profiles count from the first one."""
+    motion = CrystalMotion.of(frames)
+    return [in_crystal_frame_of(frames, motion, k, ref) for k in range(len(frames))]
+
+
 def summarize(traj: Trajectory, skip_ps: float = 0.0) -> list[LineSummary]:
-    """Per tracked line: crystal Burgers, character angle, and velocity fitted after ``skip_ps`` picoseconds."""
-    frames = traj.frames
+    """Per tracked line: crystal Burgers, character angle, and velocity relative to the crystal fitted after
+    ``skip_ps`` picoseconds."""
+    frames = crystal_frames(traj.frames)
     if not frames:
         return []
     rot = np.array(traj.meta.rotation)
@@ -124,3 +134,30 @@ def summarize(traj: Trajectory, skip_ps: float = 0.0) -> list[LineSummary]:
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class DipoleSymmetry:
+    """How well a dipole's two lines move as inversion partners: mean speed and common mode (m/s), asymmetry."""
+
+    speed_m_s: float
+    common_mode_m_s: float
+    asymmetry: float
+
+    @property
+    def common_mode_fraction(self) -> float:
+        """Common mode over the mean speed (0 for equal and opposite speeds)."""
+        return self.common_mode_m_s / self.speed_m_s if self.speed_m_s > 0 else float("nan")
+
+
+def dipole_symmetry(traj: Trajectory, skip_ps: float = 0.0) -> DipoleSymmetry | None:
+    """Mean speed |v1|, |v2|, common mode |v1 + v2| / 2 and asymmetry ||v1| - |v2|| / mean speed of a dipole's
+    two lines (crystal frame, m/s); None for a loop, a failed run or lines that cannot both be followed."""
+    if traj.meta.geometry != "dipole" or traj.meta.status == "failed" or len(traj.frames) < 2:
+        return None
+    lines = summarize(traj, skip_ps)
+    if len(lines) != 2 or not all(np.isfinite(s.velocity_m_s) for s in lines):
+        return None
+    v1, v2 = (s.velocity_m_s for s in lines)
+    speed = 0.5 * (abs(v1) + abs(v2))
+    return DipoleSymmetry(speed, 0.5 * abs(v1 + v2), abs(abs(v1) - abs(v2)) / speed if speed > 0 else float("nan"))

@@ -7,7 +7,8 @@ pre-strained by the applied stress before a short minimization and the load acts
 Inputs are physical (K, GPa, degrees); the result is a trajectory file whose name is the run's
 content hash, so asking for the same run twice costs nothing. What the cache holds for a run is
 read by ``cached_run`` and ``should_run`` decides whether to run it again: a finished run (``ok``
-or ``cut``) never; a ``transient`` failure or an unreadable file on every request; a ``physics``
+or ``cut``) never, unless it is ``stale`` (recorded before the MD recorded the crystal's position,
+``dislomob.md.crystal_frame``, and not corrected since); a ``transient`` failure or an unreadable file on every request; a ``physics``
 failure only with ``retry_failed`` (the policy is in ``dislomob.md.dataset``).
 """
 
@@ -27,6 +28,7 @@ import numpy as np
 from dislomob.config import MaterialConfig, MDConfig
 from dislomob.md.build import Configuration, build_dipole, build_loop
 from dislomob.md.crystal import nearest_orientation
+from dislomob.md.crystal_frame import DisplacementTracker, displacement_profile, n_bins_for
 from dislomob.md.dxa import run_dxa, submit_dxa
 from dislomob.md.potential import resolve_potential
 from dislomob.md.trajectory import Event, Frame, Trajectory, TrajectoryMeta, read_meta, write_trajectory
@@ -128,7 +130,8 @@ def _base_meta(spec: RunSpec, md: MDConfig, material: MaterialConfig, key: str, 
     )
 
 
-CacheState = Literal["absent", "done", "failed_physics", "failed_transient", "unreadable"]
+CacheState = Literal["absent", "done", "failed_physics", "failed_transient", "unreadable", "stale"]
+STALE_REASON = "recorded without the crystal's position (dislomob.md.crystal_frame): its line speeds are lab-frame"
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,14 @@ def cached_run(path: str | Path) -> CachedRun:
         why = " ".join(f"{type(exc).__name__}: {exc}".split())
         return CachedRun(path, "unreadable", why[:300])
     if meta.status != "failed":
+        if meta.lattice_reference is None:
+            return CachedRun(path, "stale", STALE_REASON, meta.attempts)
         return CachedRun(path, "done", "", meta.attempts)
     return CachedRun(path, f"failed_{failure_class(meta)}", meta.failure_reason or "", meta.attempts)
 
 
 def should_run(cached: CachedRun, retry_failed: bool = False) -> bool:
-    """Whether a request for this run must run it: absent, unreadable, transient failure; physics failure if asked."""
+    """Whether a request for this run must run it: absent, unreadable, stale, transient failure; physics failure if asked."""
     if cached.state == "failed_physics":
         return retry_failed
     return cached.state != "done"
@@ -195,7 +200,7 @@ def simulate(
     conf = None
     frames: list[Frame] = []
     history = {"attempts": prev.attempts + 1, "events": []}
-    if prev.state in ("failed_physics", "failed_transient", "unreadable"):
+    if prev.state in ("failed_physics", "failed_transient", "unreadable", "stale"):
         history["events"] = [Event(kind="retry", detail=f"attempt {prev.attempts + 1}; before: {prev.state}: {prev.reason}")]
     meta = _base_meta(spec, md, material, key, None).model_copy(update=history, deep=True)
     try:
@@ -270,6 +275,8 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
         desc = f"MD {spec.geometry} T={spec.temperature_k:g}K s={spec.stress_gpa:g}GPa a={meta.angle_deg:.1f}"
         bar = tqdm(total=n_samples + 1, desc=desc, disable=not progress, unit="frame")
         t_prod = time.perf_counter()
+        tracker = None
+        meta.lattice_reference = "measured"
         for i in range(n_samples + 1):
             if i:
                 _run_checked(lmp, steps_per_sample, spec.temperature_k, setup=i == 1 and not n_settle)
@@ -280,11 +287,15 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
             cell, origin = L.cell_of(lmp)
             ca = ca_dir / f"frame_{i:05d}.ca" if ca_dir is not None else None
             last = frames[-1].lines if frames else lines
-            pos = dxa_window(L.positions_of(lmp), cell, [ln.points[:, 2].mean() for ln in last], md.dxa_window_nm * 10)
+            atoms = L.positions_of(lmp)
+            if tracker is None:
+                tracker, n_bins = DisplacementTracker(atoms, cell, origin), n_bins_for(cell[2, 2])
+            profile = displacement_profile(tracker.update(atoms, cell), tracker.heights, n_bins)
+            pos = dxa_window(atoms, cell, [ln.points[:, 2].mean() for ln in last], md.dxa_window_nm * 10)
             fut = submit_dxa(pos, cell, origin, ca)
             if not md.dxa_overlap:
                 fut.result()
-            pending = ((n_settle + i * steps_per_sample) * md.timestep_fs / 1000.0, cell, origin, fut)
+            pending = ((n_settle + i * steps_per_sample) * md.timestep_fs / 1000.0, cell, origin, fut, profile)
         if pending is not None:
             _collect(pending, frames, meta, expected, bar)
         meta.production_wall_s = time.perf_counter() - t_prod
@@ -314,7 +325,7 @@ def dxa_window(positions: np.ndarray, cell: np.ndarray, plane_z: list[float], ha
 
 def _collect(pending, frames: list[Frame], meta: TrajectoryMeta, expected: int, bar) -> bool:
     """Append a DXA frame; on a line-count event cut the trajectory there and return False."""
-    t_ps, cell, origin, fut = pending
+    t_ps, cell, origin, fut, profile = pending
     lines = fut.result()
     bar.update(1)
     event = line_count_event(len(lines), expected, t_ps)
@@ -322,7 +333,7 @@ def _collect(pending, frames: list[Frame], meta: TrajectoryMeta, expected: int, 
         meta.status = "cut"
         meta.events.append(event)
         return False
-    frames.append(Frame(t_ps, cell, origin, lines))
+    frames.append(Frame(t_ps, cell, origin, lines, profile))
     return True
 
 

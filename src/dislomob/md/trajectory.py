@@ -3,7 +3,9 @@
 A trajectory holds, per DXA frame, the time (ps), the periodic cell (rows, Angstrom), and every
 dislocation line's points (Angstrom, unwrapped along the line), true Burgers vector (crystal
 frame, units of the lattice constant), spatial Burgers vector (Cartesian, Angstrom) and loop flag.
-Metadata records the physical parameters, MD settings, status and events of the run; a failed
+Each frame may also hold the crystal's displacement profile (``lattice_u``, see
+``dislomob.md.crystal_frame``); ``meta.lattice_reference`` says whether it was measured by the MD or
+inferred afterwards. Metadata records the physical parameters, MD settings, status and events of the run; a failed
 run also records its failure class (``physics``: rerun only on request; ``transient``: rerun on
 the next request; see ``dislomob.md.dataset``) and how many attempts it took. Non-finite numbers
 (an ``inf`` duration, a ``nan`` stress) round-trip as JSON ``Infinity`` / ``NaN``.
@@ -43,12 +45,14 @@ class Line:
 
 @dataclass(frozen=True)
 class Frame:
-    """One DXA snapshot: time in ps, cell rows and origin in Angstrom, lines."""
+    """One DXA snapshot: time in ps, cell rows and origin in Angstrom, lines, and the crystal's displacement
+    profile (n_bins, 3) Angstrom since the first recorded frame (``dislomob.md.crystal_frame``; None: not recorded)."""
 
     time_ps: float
     cell: np.ndarray
     origin: np.ndarray
     lines: list[Line]
+    lattice_u: np.ndarray | None = None
 
 
 class Event(BaseModel):
@@ -96,6 +100,7 @@ class TrajectoryMeta(BaseModel):
     versions: dict[str, str] = {}
     wall_time_s: float = 0.0
     production_wall_s: float | None = None
+    lattice_reference: Literal["measured", "inferred_inversion"] | None = None
 
 
 @dataclass
@@ -121,6 +126,8 @@ def write_trajectory(path: str | Path, traj: Trajectory) -> None:
             g["cell"] = np.array([f.cell for f in frames], dtype=np.float64).reshape(-1, 3, 3)
             g["origin"] = np.array([f.origin for f in frames], dtype=np.float64).reshape(-1, 3)
             g["line_offset"] = np.concatenate([[0], np.cumsum(n_lines)]).astype(np.int64)
+            if frames and all(f.lattice_u is not None for f in frames):
+                g["lattice_u"] = np.array([f.lattice_u for f in frames], dtype=np.float64)
             lg = h5.create_group("lines")
             lg["point_offset"] = np.concatenate([[0], np.cumsum([len(p) for p in pts])]).astype(np.int64)
             lg["points"] = np.concatenate(pts) if pts else np.zeros((0, 3))
@@ -144,6 +151,7 @@ def read_trajectory(path: str | Path) -> Trajectory:
         meta = TrajectoryMeta.model_validate_json(h5.attrs["metadata"])
         g, lg = h5["frames"], h5["lines"]
         times, cells, origins, loff = g["time_ps"][:], g["cell"][:], g["origin"][:], g["line_offset"][:]
+        lattice_u = g["lattice_u"][:] if "lattice_u" in g else None
         poff, points = lg["point_offset"][:], lg["points"][:]
         tb, sb = lg["true_burgers"][:], lg["spatial_burgers"][:]
         loop, inf = lg["is_loop"][:], lg["is_infinite"][:]
@@ -153,7 +161,7 @@ def read_trajectory(path: str | Path) -> Trajectory:
             Line(points[poff[j] : poff[j + 1]], tb[j], sb[j], bool(loop[j]), bool(inf[j]))
             for j in range(loff[i], loff[i + 1])
         ]
-        frames.append(Frame(float(t), cells[i], origins[i], lines))
+        frames.append(Frame(float(t), cells[i], origins[i], lines, None if lattice_u is None else lattice_u[i]))
     return Trajectory(meta, frames)
 
 
