@@ -52,6 +52,7 @@ from dislomob.active.candidates import calibration_set, candidate, test_set
 from dislomob.active.pool import RunData, prepare_runs
 from dislomob.atomic import write_json
 from dislomob.config import Config
+from dislomob.model.floors import mean_law_errors
 
 log = logging.getLogger(__name__)
 RECORD = "record.json"
@@ -122,8 +123,9 @@ def trajectory_stats(model, graphs: list, floor: float) -> dict[str, list[float]
 
 def evaluate_on_test(model, test: dict[str, list], floor: float, calibration: float = 1.0) -> dict[str, Any]:
     """Median single-step relative error over all graphs of the fixed test set, the trajectories' mean
-    calibrated spread score, their spread / error ratio (raw and calibrated) and the Spearman
-    correlation of spread and median error over trajectories."""
+    calibrated spread score, their spread / error ratio (raw and calibrated), the Spearman
+    correlation of spread and median error over trajectories, and the mean-law floor on the same graphs
+    (dislomob.model.floors)."""
     per_traj, errors = {}, []
     for tid, graphs in sorted(test.items()):
         st = trajectory_stats(model, graphs, floor)
@@ -135,7 +137,9 @@ def evaluate_on_test(model, test: dict[str, list], floor: float, calibration: fl
     unc = [v["uncertainty"] for v in per_traj.values()]
     ratio = float(np.median([v["uncertainty_raw"] for v in per_traj.values()])
                   / max(float(np.median([v["error_floored_median"] for v in per_traj.values()])), 1e-12))
+    floor = mean_law_errors([g for _, graphs in sorted(test.items()) for g in graphs])
     return {"test_error_median": float(np.median(errors)),
+            "test_floor_mean_law_median": float(np.nanmedian(floor)),
             "test_uncertainty_mean": float(np.mean(unc)),
             "test_spread_error_ratio_raw": ratio, "test_spread_error_ratio": calibration * ratio,
             "uncertainty_error_spearman_test": spearman(unc, [v["error_median"] for v in per_traj.values()]),
@@ -340,6 +344,7 @@ def run_iteration(loop: Loop, pool: list[int], dropped: dict[str, str], md_secon
                    "uncertainty_rel_max_raw": float(max(c["score_raw"] for c in cands)),
                    "spread_calibration": calibration,
                    "test_error_median": ev["test_error_median"], "test_uncertainty_mean": ev["test_uncertainty_mean"],
+                   "test_floor_mean_law_median": ev["test_floor_mean_law_median"],
                    "test_spread_error_ratio": ev["test_spread_error_ratio"],
                    "test_spread_error_ratio_raw": ev["test_spread_error_ratio_raw"],
                    "uncertainty_error_spearman": ev["uncertainty_error_spearman_test"],
@@ -459,6 +464,7 @@ def summarize(record: dict) -> dict[str, Any]:
     return {"queries_to_threshold": last.get("n_queries") if stopped.get("reached") else None,
             "iterations": len(its), "reached": bool(stopped.get("reached")), "stop_reason": stopped.get("reason"),
             "n_queries": last.get("n_queries"), "test_error_median": last.get("test_error_median"),
+            "test_floor_mean_law_median": last.get("test_floor_mean_law_median"),
             "uncertainty_error_spearman": last.get("uncertainty_error_spearman"), "curve": curve}
 
 

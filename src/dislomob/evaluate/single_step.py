@@ -3,7 +3,8 @@
 For every graph: the absolute error L(D_gt, D_pred) (Angstrom, the symmetric node-to-segment distance of
 dislomob.model.loss), the no-motion reference L(D_gt, D_t) (Angstrom) and the percentage error
 100 * L(D_gt, D_pred) / L(D_gt, D_t), with the graph's trajectory, character angle (deg), temperature (K) and
-resolved shear stress (GPa). Every prediction goes through dislomob.model.predict.predict.
+resolved shear stress (GPa), and the mean-law floor's percentage error on the same graph
+(dislomob.model.floors). Every prediction goes through dislomob.model.predict.predict.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.loader import DataLoader
 
 from dislomob import graph_schema as S
+from dislomob.model.floors import mean_law_errors
 from dislomob.model.loss import displacement_loss, relative_error
 from dislomob.model.predict import predict
 
@@ -44,6 +46,7 @@ class StepErrors:
     reference_angstrom: np.ndarray
     absolute_angstrom: dict[str, np.ndarray]
     percent: dict[str, np.ndarray]
+    floor_percent: np.ndarray | None = None
 
     @property
     def n_graphs(self) -> int:
@@ -82,4 +85,5 @@ def single_step_errors(ev: Evaluation, batch_size: int = 32) -> StepErrors:
     f64 = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
     return StepErrors(ev.name, np.asarray(cols["traj"]), f64(cols["angle_deg"]), f64(cols["temperature_k"]),
                       f64(cols["stress_gpa"]), f64(cols["reference"]),
-                      {law: f64(v) for law, v in absolute.items()}, {law: f64(v) for law, v in percent.items()})
+                      {law: f64(v) for law, v in absolute.items()}, {law: f64(v) for law, v in percent.items()},
+                      100.0 * mean_law_errors(ev.graphs))

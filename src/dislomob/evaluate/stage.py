@@ -128,6 +128,10 @@ def single_step_section(errors: StepErrors, cfg: Config) -> tuple[dict[str, Any]
         iv = bootstrap_medians({law: series[law] for law in LAWS}, errors.traj, [("pignn", "baseline")],
                                ec.bootstrap_resamples, ec.seed, ec.interval)
         out[f"error_{unit}"] = {k: v.as_dict() for k, v in iv.items()}
+    if errors.floor_percent is not None and np.isfinite(errors.floor_percent).any():
+        ok = np.isfinite(errors.floor_percent)
+        out["floor_mean_law_pct"] = bootstrap_medians({"floor": errors.floor_percent[ok]}, errors.traj[ok], [],
+                                                      ec.bootstrap_resamples, ec.seed, ec.interval)["floor"].as_dict()
     for by, rows in bins.items():
         out[f"by_{by}"] = {f"{r['low']:g}-{r['high']:g}": {"n_graphs": r["n_graphs"], "n_trajectories": r["n_trajectories"],
                                                            **{f"{law}_error_{u}_median": r[f"{law}_error_{u}_median"]

@@ -14,6 +14,7 @@ from torch_geometric.loader import DataLoader
 from dislomob import graph_schema as S
 from dislomob.ddd.baselines import PhenomenologicalMobility
 from dislomob.model.ensemble import relative_uncertainty
+from dislomob.model.floors import mean_law_errors
 from dislomob.model.line_geometry import node_tangent
 from dislomob.model.loss import displacement_loss, relative_error
 from dislomob.model.pignn import EnsemblePIGNN
@@ -63,7 +64,9 @@ def trajectory_bootstrap_median(values: np.ndarray, traj: np.ndarray, n_resample
 
 def evaluation_metrics(model: EnsemblePIGNN, law: PhenomenologicalMobility, graphs: list[HeteroData]) -> dict[str, float | None]:
     """Metrics for ``dvc metrics show``: medians overall (with a 95% interval from resampling test
-    trajectories) and per bucket, mean losses, ensemble relative uncertainty."""
+    trajectories) and per bucket, mean losses, ensemble relative uncertainty, and the mean-law floor
+    (``floor_mean_law_median``: each test line moved by its own trajectory-mean displacement,
+    dislomob.model.floors) that the data allows on the same graphs."""
     if not graphs:
         raise ValueError("no test graphs to evaluate")
     p = predict_graphs(model, law, graphs)
@@ -77,8 +80,12 @@ def evaluation_metrics(model: EnsemblePIGNN, law: PhenomenologicalMobility, grap
         "n_test_graphs": len(graphs),
         "n_test_trajectories": len(set(p["traj"].tolist())),
     }
-    for key, vals in (("test_error_median", p["err"]), ("baseline_test_error_median", p["base_err"])):
-        m[f"{key}_ci_low"], m[f"{key}_ci_high"] = trajectory_bootstrap_median(vals, p["traj"])
+    floor = mean_law_errors(graphs)
+    m["floor_mean_law_median"] = _median(floor[np.isfinite(floor)].tolist())
+    for key, vals in (("test_error_median", p["err"]), ("baseline_test_error_median", p["base_err"]),
+                      ("floor_mean_law_median", floor)):
+        ok = np.isfinite(vals)
+        m[f"{key}_ci_low"], m[f"{key}_ci_high"] = trajectory_bootstrap_median(vals[ok], p["traj"][ok])
     for b in BUCKETS:
         sel = buckets == b
         m[f"test_error_median_{b}"] = _median(p["err"][sel].tolist())
