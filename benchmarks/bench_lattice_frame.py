@@ -9,7 +9,8 @@ Usage:
   python benchmarks/bench_lattice_frame.py stats DIR [DIR ...]   # asymmetry / common mode, lab vs crystal frame
   python benchmarks/bench_lattice_frame.py correct DIR           # give old dipole files the inferred crystal position
   python benchmarks/bench_lattice_frame.py replicas              # MD: 6 conditions x 3 seeds (resumable)
-  python benchmarks/bench_lattice_frame.py report                # replicas: speed spread, corrected vs re-simulated
+  python benchmarks/bench_lattice_frame.py report                # replicas: speed spread, corrected vs re-simulated,
+                                                                 # replica floor; mean-law floors of the AL benchmark
 
 Speeds in m/s; ``asymmetry`` = ||v1| - |v2|| / mean |v|; ``common mode`` = |v1 + v2| / 2. Prints JSON;
 ``report`` also writes benchmarks/results/lattice_frame.json.
@@ -48,6 +49,7 @@ REPLICA_RUNS = {
     "8ab61b46f13e65c4": "edge 90 deg, 171 K, 0.99 GPa",
 }
 EXTRA_SEEDS = (11, 12)
+SPARE_SEEDS = (13, 14)  # run when a condition has fewer than 3 usable replicas (a run cut by DXA, say)
 
 
 def lab_frame(traj: Trajectory) -> Trajectory:
@@ -94,23 +96,82 @@ def _one(args: tuple[RunSpec, str]) -> str:
     return str(simulate(spec, cfg.md, cfg.material, out_dir))
 
 
-def replica_specs() -> list[tuple[str, int, RunSpec]]:
-    """(source run, seed, spec) of every replica: the source run's own seed first."""
+def _usable(path: Path) -> bool:
+    return path.exists() and dipole_symmetry(read_trajectory(path)) is not None
+
+
+def replica_specs(with_spares: bool = True) -> list[tuple[str, int, RunSpec]]:
+    """(source run, seed, spec) of every replica: the source run's own seed first, then ``EXTRA_SEEDS``, then
+    ``SPARE_SEEDS`` (while fewer than 3 of the earlier ones are usable, if ``with_spares``)."""
+    cfg = load_config(AL_PARAMS)
     out = []
     for key in REPLICA_RUNS:
         m = read_trajectory(AL_MD / f"{key}.h5").meta
-        for seed in (m.seed, *EXTRA_SEEDS):
-            out.append((key, seed, RunSpec(m.temperature_k, m.stress_gpa, m.requested_angle_deg, seed=seed)))
+        specs = [(key, seed, RunSpec(m.temperature_k, m.stress_gpa, m.requested_angle_deg, seed=seed))
+                 for seed in (m.seed, *EXTRA_SEEDS)]
+        if with_spares:
+            for seed in SPARE_SEEDS:
+                usable = sum(_usable(REPLICA_MD / f"{run_key(sp, cfg.md, cfg.material)}.h5") for _, _, sp in specs)
+                if usable >= 3:
+                    break
+                specs.append((key, seed, RunSpec(m.temperature_k, m.stress_gpa, m.requested_angle_deg, seed=seed)))
+        out += specs
     return out
 
 
 def run_replicas(workers: int) -> dict:
-    """Simulate the replicas that ``REPLICA_MD`` lacks (the run cache makes a rerun free)."""
+    """Simulate the replicas that ``REPLICA_MD`` lacks (the run cache makes a rerun free); spares where runs were cut."""
     REPLICA_MD.mkdir(parents=True, exist_ok=True)
-    jobs = [(spec, str(REPLICA_MD)) for _, _, spec in replica_specs()]
-    with ProcessPoolExecutor(workers) as pool:
-        paths = list(pool.map(_one, jobs))
+    for _ in range(1 + len(SPARE_SEEDS)):
+        jobs = [(spec, str(REPLICA_MD)) for _, _, spec in replica_specs()]
+        with ProcessPoolExecutor(workers) as pool:
+            paths = list(pool.map(_one, jobs))
     return {"n_runs": len(paths), "folder": str(REPLICA_MD)}
+
+
+def _graphs(traj: Trajectory, cfg, name: str) -> list:
+    """The graphs of one trajectory (featurized in memory with ``cfg``)."""
+    from dislomob.features.featurize import featurize_trajectory
+    from dislomob.features.graphs import to_heterodata
+
+    return [to_heterodata(r) for r in featurize_trajectory(traj, cfg, name).records]
+
+
+def replica_floors(paths: list[Path], cfg) -> dict:
+    """Mean-law floor of each replica and the replica floor: each replica scored with each other's line means."""
+    from dislomob.model.floors import mean_law_errors, rigid_line_errors, trajectory_line_means
+
+    graphs = {p.stem: _graphs(read_trajectory(p), cfg, p.stem) for p in paths}
+    graphs = {k: g for k, g in graphs.items() if g}
+    means = {k: trajectory_line_means(g)[k] for k, g in graphs.items()}
+    own = {k: float(np.nanmedian(mean_law_errors(g))) for k, g in graphs.items()}
+    cross = [float(np.nanmedian(rigid_line_errors(graphs[a], {a: means[b]}))) for a in graphs for b in graphs if a != b]
+    return {"mean_law_floor_median": own, "replica_floor_medians": cross,
+            "replica_floor_median": float(np.median(cross)) if cross else None}
+
+
+def al_floors() -> dict:
+    """Mean-law floor medians of the AL benchmark's fixed test runs and of all its runs, lab and crystal frame."""
+    from dislomob.active.candidates import test_set
+    from dislomob.model.floors import mean_law_errors
+
+    cfg = load_config(AL_PARAMS)
+    test_keys = {run_key(s, cfg.md, cfg.material) for s in test_set(cfg.active.test_trajectories, cfg.active.test_seed, cfg.active)}
+    out = {}
+    for frame in ("lab", "crystal"):
+        per: dict[str, np.ndarray] = {}
+        for p in sorted(AL_MD.glob("*.h5")):
+            traj = read_trajectory(p)
+            if traj.meta.status == "failed":
+                continue
+            gs = _graphs(lab_frame(traj) if frame == "lab" else traj, cfg, p.stem)
+            if gs:
+                per[p.stem] = mean_law_errors(gs)
+        test = np.concatenate([v for k, v in per.items() if k in test_keys])
+        every = np.concatenate(list(per.values()))
+        out[frame] = {"test_runs": int(sum(k in test_keys for k in per)), "floor_median_test": float(np.nanmedian(test)),
+                      "all_runs": len(per), "floor_median_all": float(np.nanmedian(every))}
+    return out
 
 
 def report() -> dict:
@@ -133,18 +194,21 @@ def report() -> dict:
                          "lab_common_mode_m_s": None if lab is None else lab.common_mode_m_s,
                          "wall_time_s": t.meta.wall_time_s})
         speeds = np.array([r["speed_m_s"] for r in reps if r["speed_m_s"] is not None])
+        floors = replica_floors([REPLICA_MD / r["file"] for r in reps if r["speed_m_s"] is not None], cfg)
         corrected = dipole_symmetry(src)
         same_seed = next((r for r in reps if r["seed"] == src.meta.seed), None)
         conds.append({
             "source": key, "condition": why, "replicas": reps,
             "speed_mean_m_s": float(speeds.mean()) if len(speeds) else None,
             "speed_spread_rel": float(speeds.std(ddof=1) / speeds.mean()) if len(speeds) > 1 else None,
+            **floors,
             "corrected_speed_m_s": None if corrected is None else corrected.speed_m_s,
             "corrected_vs_resimulated_rel": (None if corrected is None or same_seed is None or same_seed["speed_m_s"] is None
                                              else abs(corrected.speed_m_s - same_seed["speed_m_s"]) / same_seed["speed_m_s"]),
         })
     out = {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}, 2 cores)", "conditions": conds,
-           "replica_folder": folder_stats(REPLICA_MD)}
+           "replica_folder": folder_stats(REPLICA_MD), "al_benchmark_folder": folder_stats(AL_MD),
+           "al_benchmark_floors": al_floors()}
     write_json(RESULTS, out)
     return out
 
