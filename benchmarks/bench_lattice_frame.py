@@ -47,9 +47,10 @@ REPLICA_RUNS = {
     "053ef23e5ef624da": "mixed 54.7 deg, 721 K, 0.12 GPa (low stress)",
     "163d4ef55bf83f7d": "mixed 125.3 deg, 707 K, 0.96 GPa (high T and stress)",
     "8ab61b46f13e65c4": "edge 90 deg, 171 K, 0.99 GPa",
+    "798573f3b7f1f8d4": "edge 90 deg, 500 K, 0.25 GPa (high T, low stress: the demo grid's largest common mode)",
 }
 EXTRA_SEEDS = (11, 12)
-SPARE_SEEDS = (13, 14)  # run when a condition has fewer than 3 usable replicas (a run cut by DXA, say)
+SPARE_SEEDS = (13, 14, 15, 16)  # run when a condition has fewer than 3 usable replicas (a run cut by DXA, say)
 
 
 def lab_frame(traj: Trajectory) -> Trajectory:
@@ -102,19 +103,18 @@ def _usable(path: Path) -> bool:
 
 def replica_specs(with_spares: bool = True) -> list[tuple[str, int, RunSpec]]:
     """(source run, seed, spec) of every replica: the source run's own seed first, then ``EXTRA_SEEDS``, then
-    ``SPARE_SEEDS`` (while fewer than 3 of the earlier ones are usable, if ``with_spares``)."""
+    ``SPARE_SEEDS`` already simulated, or (if ``with_spares``) needed while fewer than 3 earlier ones are usable."""
     cfg = load_config(AL_PARAMS)
     out = []
     for key in REPLICA_RUNS:
         m = read_trajectory(AL_MD / f"{key}.h5").meta
         specs = [(key, seed, RunSpec(m.temperature_k, m.stress_gpa, m.requested_angle_deg, seed=seed))
                  for seed in (m.seed, *EXTRA_SEEDS)]
-        if with_spares:
-            for seed in SPARE_SEEDS:
-                usable = sum(_usable(REPLICA_MD / f"{run_key(sp, cfg.md, cfg.material)}.h5") for _, _, sp in specs)
-                if usable >= 3:
-                    break
-                specs.append((key, seed, RunSpec(m.temperature_k, m.stress_gpa, m.requested_angle_deg, seed=seed)))
+        for seed in SPARE_SEEDS:
+            spare = RunSpec(m.temperature_k, m.stress_gpa, m.requested_angle_deg, seed=seed)
+            usable = sum(_usable(REPLICA_MD / f"{run_key(sp, cfg.md, cfg.material)}.h5") for _, _, sp in specs)
+            if (with_spares and usable < 3) or (REPLICA_MD / f"{run_key(spare, cfg.md, cfg.material)}.h5").exists():
+                specs.append((key, seed, spare))
         out += specs
     return out
 
@@ -122,8 +122,8 @@ def replica_specs(with_spares: bool = True) -> list[tuple[str, int, RunSpec]]:
 def run_replicas(workers: int) -> dict:
     """Simulate the replicas that ``REPLICA_MD`` lacks (the run cache makes a rerun free); spares where runs were cut."""
     REPLICA_MD.mkdir(parents=True, exist_ok=True)
-    for _ in range(1 + len(SPARE_SEEDS)):
-        jobs = [(spec, str(REPLICA_MD)) for _, _, spec in replica_specs()]
+    for attempt in range(1 + len(SPARE_SEEDS)):
+        jobs = [(spec, str(REPLICA_MD)) for _, _, spec in replica_specs(with_spares=attempt > 0)]
         with ProcessPoolExecutor(workers) as pool:
             paths = list(pool.map(_one, jobs))
     return {"n_runs": len(paths), "folder": str(REPLICA_MD)}

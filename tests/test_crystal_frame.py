@@ -166,28 +166,60 @@ def test_inferred_correction_matches_the_measured_crystal_frame(tmp_path):
     assert inferred.speed_m_s == pytest.approx(measured.speed_m_s, rel=0.02)
 
 
-def test_replica_dipoles_move_as_inversion_partners_in_the_crystal_frame():
-    """Demo-size MD recorded with the crystal's position (datasets/replicas: conditions drawn by the AL
-    benchmark's candidate stream, not chosen for this check): every dipole whose lines move faster than
-    300 m/s has a common mode of at most 2% of its speed, over edge, mixed and screw characters, while the
-    lab frame of the same runs shows the tilt's drift."""
+def _replica_runs() -> dict[tuple, list[tuple]]:
+    """(angle, T, stress) -> [(crystal-frame symmetry, lab-frame symmetry)] of the usable replica dipoles."""
     from pathlib import Path
 
     from dislomob.md.trajectory import read_trajectory
 
-    fast: dict[str, list[float]] = {}
+    out: dict[tuple, list[tuple]] = {}
     for p in sorted(Path("datasets/replicas/md").glob("*.h5")):
         traj = read_trajectory(p)
         s = dipole_symmetry(traj)
-        if s is None or s.speed_m_s <= 300.0:
+        if s is None:
             continue
         assert traj.meta.lattice_reference == "measured"
         lab = dipole_symmetry(Trajectory(traj.meta, [replace(f, lattice_u=None) for f in traj.frames]))
-        kind = "screw" if min(traj.meta.angle_deg, 180 - traj.meta.angle_deg) < 20 else (
-            "edge" if abs(traj.meta.angle_deg - 90) < 20 else "mixed")
-        print(f"{p.stem} {kind} {traj.meta.temperature_k:.0f} K {traj.meta.stress_gpa:.2f} GPa: {s.speed_m_s:.0f} m/s, "
-              f"common mode {100 * s.common_mode_fraction:.2f}% (lab {100 * lab.common_mode_fraction:.1f}%)")
-        assert s.common_mode_fraction <= 0.02
-        fast.setdefault(kind, []).append(lab.common_mode_fraction)
-    assert set(fast) == {"edge", "mixed", "screw"}, sorted(fast)
-    assert max(v for vals in fast.values() for v in vals) > 0.02  # the lab frame fails the same check
+        m = traj.meta
+        out.setdefault((round(m.angle_deg, 1), m.temperature_k, m.stress_gpa), []).append((s, lab))
+    return out
+
+
+def test_replica_dipoles_move_as_inversion_partners_in_the_crystal_frame():
+    """Demo-size MD recorded with the crystal's position (datasets/replicas: seven AL-benchmark conditions, 3+
+    seeds each, not chosen for this check). Over the runs faster than 300 m/s, of edge, mixed and screw character:
+
+    - no frame error: a drift of the frame makes one line faster by a sign that the geometry fixes (the upper
+      one), so the mean over runs of the upper line's excess speed measures it: within 1% of the speed and
+      within 2.5 standard errors of zero, where the lab frame's is above 2%;
+    - every run's common mode is at most 2% of its speed plus what the lines' own fluctuations allow: the
+      condition's replica scatter s of the mean speed (for independent lines the common mode has the same
+      spread) times the 99% Student-t factor for that many replicas. 3 nm lines over 2 ps fluctuate by
+      several % at high T and low stress (one 500 K edge line stalls for 0.2 ps), so a bare 2% per run holds only
+      where s is small (BENCHMARKS.md "Lines in the crystal's frame"); the lab frame fails this bound there.
+    """
+    from scipy.stats import t as student
+
+    fast, kinds, lab_over = [], set(), 0
+    for (angle, t_k, stress), rs in sorted(_replica_runs().items()):
+        speeds = np.array([s.speed_m_s for s, _ in rs])
+        scatter = speeds.std(ddof=1) / speeds.mean() if len(rs) > 1 else np.inf
+        bound = 0.02 + student.ppf(0.995, len(rs) - 1) * scatter if len(rs) > 1 else np.inf
+        for s, lab in rs:
+            print(f"{angle:5.1f} deg {t_k:5.0f} K {stress:.2f} GPa: {s.speed_m_s:5.0f} m/s, common mode "
+                  f"{100 * s.common_mode_fraction:5.2f}% (lab {100 * lab.common_mode_fraction:5.2f}%), bound "
+                  f"{100 * bound:.1f}% (replica scatter {100 * scatter:.1f}% of {len(rs)})")
+            if s.speed_m_s <= 300.0:
+                continue
+            assert len(rs) >= 3
+            assert s.common_mode_fraction <= bound
+            lab_over += lab.common_mode_fraction > bound
+            fast.append((s.upper_excess, lab.upper_excess))
+            kinds.add("screw" if min(angle, 180 - angle) < 20 else "edge" if abs(angle - 90) < 20 else "mixed")
+    crystal, lab = np.array(fast).T
+    se = crystal.std(ddof=1) / np.sqrt(len(crystal))
+    print(f"upper-line excess over {len(crystal)} runs: crystal {100 * crystal.mean():.2f} +- {100 * se:.2f}%, "
+          f"lab {100 * lab.mean():.2f}%; {lab_over} lab-frame runs over their bound")
+    assert kinds == {"edge", "mixed", "screw"}
+    assert abs(crystal.mean()) <= 0.01 and abs(crystal.mean()) <= 2.5 * se + 1e-4
+    assert lab.mean() > 0.02 and lab_over >= 3

@@ -138,11 +138,18 @@ def summarize(traj: Trajectory, skip_ps: float = 0.0) -> list[LineSummary]:
 
 @dataclass(frozen=True)
 class DipoleSymmetry:
-    """How well a dipole's two lines move as inversion partners: mean speed and common mode (m/s), asymmetry."""
+    """How well a dipole's two lines move as inversion partners: mean speed and common mode (m/s), asymmetry,
+    and the signed excess speed of the upper line (the one at larger z) over the mean speed.
+
+    A frame error such as the box tilt's drift makes one line faster by a sign fixed by the geometry (the
+    upper line, in the lab frame), so the mean of ``upper_excess`` over runs measures it; thermal fluctuations
+    of the lines give either sign.
+    """
 
     speed_m_s: float
     common_mode_m_s: float
     asymmetry: float
+    upper_excess: float
 
     @property
     def common_mode_fraction(self) -> float:
@@ -151,13 +158,17 @@ class DipoleSymmetry:
 
 
 def dipole_symmetry(traj: Trajectory, skip_ps: float = 0.0) -> DipoleSymmetry | None:
-    """Mean speed |v1|, |v2|, common mode |v1 + v2| / 2 and asymmetry ||v1| - |v2|| / mean speed of a dipole's
-    two lines (crystal frame, m/s); None for a loop, a failed run or lines that cannot both be followed."""
+    """Mean speed (|v1| + |v2|) / 2, common mode |v1 + v2| / 2, asymmetry ||v1| - |v2|| / mean speed and the upper
+    line's excess (|v_upper| - |v_lower|) / 2 / mean speed of a dipole's two lines (crystal frame, m/s); None for a
+    loop, a failed run or lines that cannot both be followed."""
     if traj.meta.geometry != "dipole" or traj.meta.status == "failed" or len(traj.frames) < 2:
         return None
     lines = summarize(traj, skip_ps)
     if len(lines) != 2 or not all(np.isfinite(s.velocity_m_s) for s in lines):
         return None
-    v1, v2 = (s.velocity_m_s for s in lines)
+    upper, lower = sorted(lines, key=lambda s: -s.glide_plane_z_angstrom)
+    v1, v2 = upper.velocity_m_s, lower.velocity_m_s
     speed = 0.5 * (abs(v1) + abs(v2))
-    return DipoleSymmetry(speed, 0.5 * abs(v1 + v2), abs(abs(v1) - abs(v2)) / speed if speed > 0 else float("nan"))
+    if not speed > 0:
+        return DipoleSymmetry(0.0, 0.5 * abs(v1 + v2), float("nan"), float("nan"))
+    return DipoleSymmetry(speed, 0.5 * abs(v1 + v2), abs(abs(v1) - abs(v2)) / speed, 0.5 * (abs(v1) - abs(v2)) / speed)
