@@ -228,8 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         out = [folder_stats(f) for f in args.folders]
     elif args.cmd == "correct":
         files = sorted(args.folder.glob("*.h5"))
-        done = [p.name for p in files if correct_file(p)]
-        out = {"folder": str(args.folder), "n_files": len(files), "n_corrected": len(done)}
+        done, refused = [], {}
+        for p in files:
+            try:
+                if correct_file(p):
+                    done.append(p.name)
+            except ValueError as err:  # a loop, or a dipole whose lines cannot both be followed: left stale
+                refused[p.name] = str(err)
+        out = {"folder": str(args.folder), "n_files": len(files), "n_corrected": len(done), "not_corrected": refused}
     elif args.cmd == "replicas":
         out = run_replicas(args.workers)
     else:
