@@ -223,3 +223,23 @@ def test_replica_dipoles_move_as_inversion_partners_in_the_crystal_frame():
     assert kinds == {"edge", "mixed", "screw"}
     assert abs(crystal.mean()) <= 0.01 and abs(crystal.mean()) <= 2.5 * se + 1e-4
     assert lab.mean() > 0.02 and lab_over >= 3
+
+
+def test_inspect_says_which_frame_its_velocities_are_in(tmp_path, capsys):
+    import json
+
+    from dislomob.cli import main
+    from dislomob.md.trajectory import read_trajectory
+
+    src = read_trajectory("datasets/replicas/md/8ab61b46f13e65c4.h5")
+    lab = tmp_path / "lab.h5"
+    write_trajectory(lab, Trajectory(src.meta.model_copy(update={"lattice_reference": None}),
+                                     [replace(f, lattice_u=None) for f in src.frames]))
+    out = {}
+    for name, path in (("crystal", "datasets/replicas/md/8ab61b46f13e65c4.h5"), ("lab", str(lab))):
+        assert main(["inspect", path, "--json"]) == 0
+        out[name] = json.loads(capsys.readouterr().out)
+    assert out["crystal"]["velocity_frame"].startswith("crystal") and out["lab"]["velocity_frame"].startswith("lab")
+    common = {k: abs(sum(ln["velocity_m_s"] for ln in d["lines"])) / sum(abs(ln["velocity_m_s"]) for ln in d["lines"])
+              for k, d in out.items()}
+    assert common["crystal"] < 0.02 < common["lab"]  # the same MD, the two frames inspect can report
