@@ -367,6 +367,22 @@ def test_md_lines_followed_beyond_half_the_cell():
     assert travel[-1] > res["half_image_spacing_angstrom"] + 2.0
     assert still[-1] == pytest.approx(travel[-1], rel=0.15) and still[-1] > still[len(still) // 2]
     assert np.all(np.array(res["rigid_relative_error"])[len(still) // 2:] < 0.1)
+    # steady glide: moving the start lines at their mean velocity (the mean-law floor over time) is as good
+    mean_law = np.array(res["mean_law_relative_error"])
+    print(f"floors at the end: rigid {res['rigid_relative_error'][-1]:.3f}, mean law {mean_law[-1]:.3f}")
+    assert np.all(mean_law[len(still) // 2:] < 0.1)
+
+
+def test_mean_line_velocities_are_the_slopes_through_the_start_over_tracked_frames():
+    from dislomob.ddd.rollout import mean_line_velocities
+
+    times = np.array([0.1, 0.2, 0.3, 0.4])
+    v = np.array([[12.0, 0.0, 0.5], [-12.0, 0.1, 0.0]])
+    disp = times[:, None, None] * v[None]
+    disp[3] = 1e6  # a frame where the lines were lost counts for nothing
+    got = mean_line_velocities(times, disp, np.array([True, True, True, False]))
+    np.testing.assert_allclose(got, v, atol=1e-12)
+    assert not mean_line_velocities(times, disp, np.zeros(4, dtype=bool)).any()
 
 
 def test_a_frame_with_an_open_dxa_line_is_skipped_and_the_rollout_starts_at_the_next(tmp_path):

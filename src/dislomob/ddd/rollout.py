@@ -350,6 +350,16 @@ def track_md_lines(frames: Sequence[Frame]) -> LineTrack:
     return LineTrack(match, disp, half)
 
 
+def mean_line_velocities(times_ps: np.ndarray, displacement: np.ndarray, tracked: np.ndarray) -> np.ndarray:
+    """Each line's mean velocity (k, 3) Angstrom/ps over the tracked frames: the least-squares slope through the
+    start of its displacement (frames, k, 3) against time; zeros when no frame is tracked."""
+    t = np.asarray(times_ps, dtype=np.float64)[tracked]
+    d = np.asarray(displacement, dtype=np.float64)[tracked]
+    if not len(t):
+        return np.zeros(displacement.shape[1:])
+    return np.einsum("f,fkc->kc", t, d) / float(t @ t)
+
+
 def _minimum(d: np.ndarray, cell: np.ndarray | None) -> np.ndarray:
     return d if cell is None else d - np.round(np.linalg.solve(cell.T, d)) @ cell
 
@@ -391,7 +401,8 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     ``md_distance_angstrom`` (no-motion distance d(MD(0), MD(t))), ``md_travel_angstrom``, ``tracked`` (the MD
     lines could be followed; else None values), ``tracked_horizon_ps``, ``rigid_relative_error`` (the error of
     moving each MD start line rigidly by its own MD displacement: the floor that DXA noise and line-shape
-    fluctuations leave any law), ``start_distance_angstrom`` (the resampled start frame against its own DXA
+    fluctuations leave any law), ``mean_law_relative_error`` (each MD start line moved by its mean velocity over
+    the record times t: the mean-law floor over time, what a perfect deterministic law would score), ``start_distance_angstrom`` (the resampled start frame against its own DXA
     lines), and per law ``distance_angstrom``, ``relative_error``, ``n_nodes``, the cost (``wall_s_per_step``,
     ``law_calls``); ``overlay``: MD and rollout line coordinates (closed polylines, Angstrom, each line moved
     into the cell) at ``rollout.overlay_snapshots`` times."""
@@ -437,6 +448,9 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     still = distances([md0] * len(md))
     rigid = distances([[translated(ln, d) for ln, d in zip(md0, track.displacement[i])] if ok[i - 1] else None
                        for i in range(1, len(md) + 1)])
+    velocity = mean_line_velocities(times, track.displacement[1:], ok)
+    mean_law = distances([[translated(ln, v * t) for ln, v in zip(md0, velocity)] if ok[i - 1] else None
+                          for i, t in enumerate(times, start=1)])
     start = frame_network(frames[0], traj.meta, cfg)
     lo, hi = spacing_bounds_angstrom(cfg)
     step_dt = float(dt_ps if dt_ps is not None else rc.dt_ps)
@@ -454,6 +468,7 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
         "half_image_spacing_angstrom": track.half_image_spacing_angstrom,
         "tracked": ok.tolist(), "tracked_horizon_ps": _tracked_horizon_ps(times, ok),
         "rigid_relative_error": _json_list(rigid / np.maximum(still, 1e-12)),
+        "mean_law_relative_error": _json_list(mean_law / np.maximum(still, 1e-12)),
         "start_distance_angstrom": line_distance(network_polylines(start), md0, np.asarray(frames[0].cell),
                                                  spacing_a),
         "laws": {},

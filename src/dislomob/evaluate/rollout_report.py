@@ -40,7 +40,8 @@ def trajectory_row(r: dict[str, Any]) -> dict[str, Any]:
            "temperature_k": r["temperature_k"], "stress_gpa": r["stress_gpa"], "horizon_ps": r["horizon_ps"],
            "tracked_horizon_ps": r["tracked_horizon_ps"],
            "md_travel_end_angstrom": r["md_travel_angstrom"][-1] if r["md_travel_angstrom"] else None,
-           "rigid_floor_end": r["rigid_relative_error"][-1] if r["rigid_relative_error"] else None}
+           "rigid_floor_end": r["rigid_relative_error"][-1] if r["rigid_relative_error"] else None,
+           "mean_law_floor_end": r["mean_law_relative_error"][-1] if r.get("mean_law_relative_error") else None}
     for law, v in r["laws"].items():
         errs = [e for e in v["relative_error"] if e is not None and math.isfinite(e)]
         out[f"{law}_error_end"] = v["relative_error"][-1] if v["relative_error"] else None
@@ -51,13 +52,14 @@ def trajectory_row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def error_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Long-format rows (trajectory, bucket, time ps, law errors, rigid floor) for the CSV and `dvc plots`."""
+    """Long-format rows (trajectory, bucket, time ps, law errors, rigid and mean-law floors) for the CSV and `dvc plots`."""
     rows = []
     for r in results:
         for i, t in enumerate(r["times_ps"]):
             rows.append({"traj_id": r["traj_id"], "bucket": r["bucket"], "time_ps": t,
                          **{f"{law}_relative_error": r["laws"][law]["relative_error"][i] for law in r["laws"]},
                          "rigid_floor": r["rigid_relative_error"][i],
+                         "mean_law_floor": r["mean_law_relative_error"][i] if r.get("mean_law_relative_error") else None,
                          "md_distance_angstrom": r["md_distance_angstrom"][i]})
     return rows
 
@@ -65,7 +67,8 @@ def error_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def error_figure(results: Sequence[dict[str, Any]], path: str | Path,
                  loop_title: str = "test loops, loop-trained laws") -> Path:
     """Relative rollout error against time, one panel per character bucket (the loops' titled ``loop_title``): every
-    trajectory of each law (thin) and the rigid-translation floor (grey), with the paper's 10% line."""
+    trajectory of each law (thin), the rigid-translation floor (grey dotted) and, for dipoles, the mean-law floor
+    (grey dashed: lines moved at their mean velocity), with the paper's 10% line."""
     plt = _plt()
     buckets = sorted({r["bucket"] for r in results})
     fig, axes = plt.subplots(1, max(1, len(buckets)), figsize=(4.6 * max(1, len(buckets)), 3.6), squeeze=False,
@@ -79,6 +82,9 @@ def error_figure(results: Sequence[dict[str, Any]], path: str | Path,
                 ax.plot(t, y, ls, marker=marker, ms=2.5, lw=1.2, label=f"{label} ({r['traj_id'][:6]})")
             floor = np.array([np.nan if e is None else e for e in r["rigid_relative_error"]], dtype=float)
             ax.plot(t, floor, ":", color="0.5", lw=1.0, label=f"rigid MD floor ({r['traj_id'][:6]})")
+            if r.get("mean_law_relative_error") and r["bucket"] != "loop":  # a loop's mean translation is ~0
+                mean_law = np.array([np.nan if e is None else e for e in r["mean_law_relative_error"]], dtype=float)
+                ax.plot(t, mean_law, "--", color="0.6", lw=1.0, label=f"mean-law floor ({r['traj_id'][:6]})")
         ax.axhline(0.1, color="k", lw=0.6, alpha=0.5)
         ax.set_yscale("log")
         ax.set_xlabel("time after the start frame (ps)")
@@ -129,8 +135,9 @@ def bucket_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             for key in ("error_end", "error_mean"):
                 vals = [r[f"{law}_{key}"] for r in sel if r.get(f"{law}_{key}") is not None]
                 out[bucket][f"{law}_{key}_median"] = float(np.median(vals)) if vals else None
-        floors = [r["rigid_floor_end"] for r in sel if r["rigid_floor_end"] is not None]
-        out[bucket]["rigid_floor_end_median"] = float(np.median(floors)) if floors else None
+        for key in ("rigid_floor_end", "mean_law_floor_end"):
+            floors = [r[key] for r in sel if r.get(key) is not None]
+            out[bucket][f"{key}_median"] = float(np.median(floors)) if floors else None
     return out
 
 
