@@ -11,6 +11,8 @@ Usage:
   python benchmarks/bench_lattice_frame.py replicas              # MD: 6 conditions x 3 seeds (resumable)
   python benchmarks/bench_lattice_frame.py report                # replicas: speed spread, corrected vs re-simulated,
                                                                  # replica floor; mean-law floors of the AL benchmark
+  python benchmarks/bench_lattice_frame.py rollout-floors        # replicas: mean-law and replica floors over time
+                                                                 # (rollout distances), added to the results file
 
 Speeds in m/s; ``asymmetry`` = ||v1| - |v2|| / mean |v|; ``common mode`` = |v1 + v2| / 2. Prints JSON;
 ``report`` also writes benchmarks/results/lattice_frame.json.
@@ -150,6 +152,40 @@ def replica_floors(paths: list[Path], cfg) -> dict:
             "replica_floor_median": float(np.median(cross)) if cross else None}
 
 
+def rollout_floors(paths: list[Path], cfg) -> dict:
+    """Rollout floors over time for one condition's replicas: each replica's own mean-law curve, and each replica's
+    MD against its start lines moved at another replica's mean line velocities (median over ordered pairs)."""
+    from dislomob.ddd.rollout import md_line_velocities, rollout_errors
+
+    horizon = cfg.md.duration_ps
+    vel = {p.stem: md_line_velocities(p, cfg, horizon) for p in paths}
+    runs = [rollout_errors({}, p, cfg, horizon_ps=horizon, progress=False,
+                           replica_velocities={k: v for k, v in vel.items() if k != p.stem}) for p in paths]
+    n = min(len(r["times_ps"]) for r in runs)
+    own = np.array([[np.nan if x is None else x for x in r["mean_law_relative_error"][:n]] for r in runs])
+    cross = np.array([[np.nan if x is None else x for x in c[:n]] for r in runs for c in r["replica_relative_error"].values()])
+    return {"times_ps": runs[0]["times_ps"][:n],
+            "mean_law_median": [float(x) for x in np.nanmedian(own, axis=0)],
+            "replica_median": [float(x) for x in np.nanmedian(cross, axis=0)] if len(cross) else None,
+            "replica_pairs": len(cross)}
+
+
+def report_rollout_floors() -> dict:
+    """Rollout floors over time per replica condition, merged into the results file under ``rollout_floors``."""
+    cfg = load_config(AL_PARAMS)
+    out = {}
+    for key, why in REPLICA_RUNS.items():
+        paths = [REPLICA_MD / f"{run_key(spec, cfg.md, cfg.material)}.h5"
+                 for _, _, spec in (r for r in replica_specs() if r[0] == key)]
+        usable = [p for p in paths if p.exists() and dipole_symmetry(read_trajectory(p)) is not None]
+        if len(usable) >= 2:
+            out[why] = rollout_floors(usable, cfg)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["rollout_floors"] = out
+    write_json(RESULTS, results)
+    return out
+
+
 def al_floors() -> dict:
     """Mean-law floor medians of the AL benchmark's fixed test runs and of all its runs, lab and crystal frame."""
     from dislomob.active.candidates import test_set
@@ -223,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("replicas")
     r.add_argument("--workers", type=int, default=2)
     sub.add_parser("report")
+    sub.add_parser("rollout-floors")
     args = ap.parse_args(argv)
     if args.cmd == "stats":
         out = [folder_stats(f) for f in args.folders]
@@ -238,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         out = {"folder": str(args.folder), "n_files": len(files), "n_corrected": len(done), "not_corrected": refused}
     elif args.cmd == "replicas":
         out = run_replicas(args.workers)
+    elif args.cmd == "rollout-floors":
+        out = report_rollout_floors()
     else:
         out = report()
     json.dump(out, sys.stdout, indent=1)

@@ -373,6 +373,23 @@ def test_md_lines_followed_beyond_half_the_cell():
     assert np.all(mean_law[len(still) // 2:] < 0.1)
 
 
+def test_replica_floor_over_time_with_the_run_itself_is_its_mean_law_floor_and_swapped_lines_are_not():
+    """The replica floor moves each start line at the velocity of the replica's line at the same height: given the
+    run's own line velocities it reproduces the mean-law curve; with the two lines' velocities swapped (lines
+    matched wrongly) the error grows past the no-motion distance, since each line is sent the other way."""
+    from dislomob.ddd.rollout import LineVelocity, md_line_velocities
+
+    cfg = parse_config(Config().model_dump() | {"rollout": {"overlay_snapshots": 0}})
+    path = MD_DIR / f"{MIXED_500K_0P5}.h5"
+    own = md_line_velocities(path, cfg, 2.0)
+    assert len(own) == 2 and float(own[0].velocity @ own[1].velocity) < 0
+    swapped = [LineVelocity(a.height_angstrom, b.velocity) for a, b in zip(own, own[::-1])]
+    res = rollout_errors({}, path, cfg, horizon_ps=2.0, progress=False,
+                         replica_velocities={"self": own, "swapped": swapped})
+    np.testing.assert_allclose(res["replica_relative_error"]["self"], res["mean_law_relative_error"], rtol=1e-9)
+    assert res["replica_relative_error"]["swapped"][-1] > 1.5
+
+
 def test_mean_line_velocities_are_the_slopes_through_the_start_over_tracked_frames():
     from dislomob.ddd.rollout import mean_line_velocities
 

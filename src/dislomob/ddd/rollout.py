@@ -360,6 +360,42 @@ def mean_line_velocities(times_ps: np.ndarray, displacement: np.ndarray, tracked
     return np.einsum("f,fkc->kc", t, d) / float(t @ t)
 
 
+@dataclass(frozen=True)
+class LineVelocity:
+    """One MD line's mean velocity (Angstrom/ps, crystal frame) and its start height (Angstrom along the cell's z)."""
+
+    height_angstrom: float
+    velocity: np.ndarray
+
+
+def md_line_velocities(trajectory_path: str | Path, cfg: Config, horizon_ps: float | None = None) -> list[LineVelocity]:
+    """Each line's mean velocity over the record from ``rollout.start_frame`` (up to ``horizon_ps``, default
+    ``rollout.horizon_ps``), in the crystal frame of the start frame, with its height: what a replica's
+    rollout floor moves another replica's lines by (:func:`rollout_errors` ``replica_velocities``)."""
+    traj = read_trajectory_file(Path(trajectory_path))
+    frames, _ = readable_frames(crystal_frames(traj.frames, cfg.rollout.start_frame)[cfg.rollout.start_frame:])
+    rel = np.array([fr.time_ps - frames[0].time_ps for fr in frames])
+    horizon = float(horizon_ps if horizon_ps is not None else cfg.rollout.horizon_ps)
+    keep = [0] + [i for i in range(1, len(frames)) if TIME_TOL_PS < rel[i] <= horizon + TIME_TOL_PS]
+    track = track_md_lines([frames[i] for i in keep])
+    velocity = mean_line_velocities(rel[keep][1:], track.displacement[1:], track.tracked()[1:])
+    return [LineVelocity(float(_centroid(ln)[2]), v) for ln, v in zip(frame_polylines(frames[0]), velocity)]
+
+
+def matched_velocities(lines: Sequence[Polyline], velocities: Sequence[LineVelocity], cell: np.ndarray) -> list[np.ndarray]:
+    """The velocity (Angstrom/ps) of the line in ``velocities`` nearest in height (periodic along the cell's z) to
+    each of ``lines``: replicas start from the same configuration, so their lines share heights."""
+    if not velocities:
+        raise ValueError("matched_velocities: no replica line velocities given: allowed one per line")
+    lz = float(cell[2, 2])
+    out = []
+    for ln in lines:
+        z = float(_centroid(ln)[2])
+        gap = [abs((z - v.height_angstrom + 0.5 * lz) % lz - 0.5 * lz) for v in velocities]
+        out.append(velocities[int(np.argmin(gap))].velocity)
+    return out
+
+
 def _minimum(d: np.ndarray, cell: np.ndarray | None) -> np.ndarray:
     return d if cell is None else d - np.round(np.linalg.solve(cell.T, d)) @ cell
 
@@ -389,7 +425,8 @@ def _coords(lines: list[Polyline], cell: np.ndarray) -> list[list[list[float]]]:
 
 def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path, cfg: Config,
                    horizon_ps: float | None = None, dt_ps: float | None = None,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True,
+                   replica_velocities: Mapping[str, Sequence[LineVelocity]] | None = None) -> dict[str, Any]:
     """Rollout error against the MD of one trajectory file (.h5) for each named law (module docstring).
 
     From frame ``rollout.start_frame``, every law is rolled out (``rollout.scheme``, steps of at most ``dt_ps``,
@@ -402,7 +439,10 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
     lines could be followed; else None values), ``tracked_horizon_ps``, ``rigid_relative_error`` (the error of
     moving each MD start line rigidly by its own MD displacement: the floor that DXA noise and line-shape
     fluctuations leave any law), ``mean_law_relative_error`` (each MD start line moved by its mean velocity over
-    the record times t: the mean-law floor over time, what a perfect deterministic law would score), ``start_distance_angstrom`` (the resampled start frame against its own DXA
+    the record times t: the mean-law floor over time, what a perfect deterministic law would score),
+    ``replica_relative_error`` (only with ``replica_velocities``: per named replica, each MD start line moved at
+    that replica's mean velocity of the line at its height, :func:`md_line_velocities`; the replica floor over
+    time), ``start_distance_angstrom`` (the resampled start frame against its own DXA
     lines), and per law ``distance_angstrom``, ``relative_error``, ``n_nodes``, the cost (``wall_s_per_step``,
     ``law_calls``); ``overlay``: MD and rollout line coordinates (closed polylines, Angstrom, each line moved
     into the cell) at ``rollout.overlay_snapshots`` times."""
@@ -469,6 +509,11 @@ def rollout_errors(laws: Mapping[str, VelocityLaw], trajectory_path: str | Path,
         "tracked": ok.tolist(), "tracked_horizon_ps": _tracked_horizon_ps(times, ok),
         "rigid_relative_error": _json_list(rigid / np.maximum(still, 1e-12)),
         "mean_law_relative_error": _json_list(mean_law / np.maximum(still, 1e-12)),
+        **({"replica_relative_error": {
+            name: _json_list(distances([[translated(ln, v * t) for ln, v in zip(md0, matched_velocities(md0, vel, cells[0]))]
+                                        if ok[i - 1] else None for i, t in enumerate(times, start=1)])
+                             / np.maximum(still, 1e-12))
+            for name, vel in replica_velocities.items()}} if replica_velocities else {}),
         "start_distance_angstrom": line_distance(network_polylines(start), md0, np.asarray(frames[0].cell),
                                                  spacing_a),
         "laws": {},
