@@ -4,7 +4,7 @@ For every graph: the absolute error L(D_gt, D_pred) (Angstrom, the symmetric nod
 dislomob.model.loss), the no-motion reference L(D_gt, D_t) (Angstrom) and the percentage error
 100 * L(D_gt, D_pred) / L(D_gt, D_t), with the graph's trajectory, character angle (deg), temperature (K) and
 resolved shear stress (GPa), and the mean-law floor's percentage error on the same graph
-(dislomob.model.floors). Every prediction goes through dislomob.model.predict.predict.
+(dislomob.model.floors; for shear loops the per-character floor of dislomob.evaluate.loop_floor). Every prediction goes through dislomob.model.predict.predict.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.loader import DataLoader
 
 from dislomob import graph_schema as S
-from dislomob.model.floors import mean_law_errors
+from dislomob.evaluate.loop_floor import floor_errors
 from dislomob.model.loss import displacement_loss, relative_error
 from dislomob.model.predict import predict
 
@@ -86,4 +86,4 @@ def single_step_errors(ev: Evaluation, batch_size: int = 32) -> StepErrors:
     return StepErrors(ev.name, np.asarray(cols["traj"]), f64(cols["angle_deg"]), f64(cols["temperature_k"]),
                       f64(cols["stress_gpa"]), f64(cols["reference"]),
                       {law: f64(v) for law, v in absolute.items()}, {law: f64(v) for law, v in percent.items()},
-                      100.0 * mean_law_errors(ev.graphs))
+                      100.0 * floor_errors(ev.graphs))
