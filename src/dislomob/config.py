@@ -12,6 +12,8 @@ module imports neither torch nor Lightning, so a bad params file fails within a 
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Literal
 
@@ -87,7 +89,8 @@ class LoopConfig(_Strict):
 
 class MDConfig(_Strict):
     """MD protocol: timestep, equilibration (no load), settling under load before the first recorded frame
-    (lines start at rest and accelerate for a few ps), production length, DXA sampling, threads."""
+    (lines start at rest and accelerate for a few ps), production length, DXA sampling, threads per rank, MPI ranks
+    (``ranks`` > 1: LAMMPS on that many MPI processes, ``dislomob.md.mpi_run``; like ``threads``, not part of the run key)."""
 
     timestep_fs: float = Field(1.0, gt=0, le=50.0)
     minimize_steps: int = Field(2000, ge=0, le=10_000_000)
@@ -98,6 +101,7 @@ class MDConfig(_Strict):
     pressure_damping_ps: float = Field(1.0, gt=0, le=1000)
     temperature_damping_ps: float = Field(0.1, gt=0, le=1000)
     threads: int = Field(1, ge=1, le=4096)
+    ranks: int = Field(1, ge=1, le=100_000)
     write_ca: bool = False
     dxa_overlap: bool = False
     dxa_window_nm: float = Field(1.0, ge=0, le=1000)
@@ -153,13 +157,48 @@ class DatasetConfig(_Strict):
         return v
 
 
-class ExecutorConfig(_Strict):
-    """Where MD runs execute: Parsl local threads-per-worker/workers, or a Parsl config file."""
+WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
 
-    kind: Literal["local", "config_file"] = "local"
+
+class SlurmConfig(_Strict):
+    """Parsl's SlurmProvider for MD: one block = one Slurm job of ``nodes_per_block`` nodes for ``walltime``
+    (``[D-]HH:MM:SS``), running ``runs_per_node`` MD runs at once per node on ``cores_per_run`` cores each (at
+    least ``md.ranks`` x ``md.threads``); at most ``max_blocks`` jobs at once. ``worker_init`` runs on the
+    compute node before the workers start (null: activate the virtual environment this stage runs in, on a
+    shared file system). ``address``: where compute nodes reach the submitting host (null: Parsl probes the
+    host's addresses; 127.0.0.1 for a one-node cluster on this machine). ``scheduler_options``: extra
+    ``#SBATCH`` lines, verbatim."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    walltime: str = "01:00:00"
+    nodes_per_block: int = Field(1, ge=1, le=100_000)
+    runs_per_node: int = Field(1, ge=1, le=4096)
+    cores_per_run: int = Field(1, ge=1, le=4096)
+    max_blocks: int = Field(1, ge=1, le=100_000)
+    worker_init: str | None = None
+    scheduler_options: str = ""
+    address: str | None = None
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, v: str) -> str:
+        if not WALLTIME.match(v) or int(v.split(":")[-2]) > 59 or int(v.split(":")[-1]) > 59:
+            raise ValueError(f"walltime {v!r} not allowed: [D-]HH:MM:SS, e.g. 04:00:00 or 1-00:00:00")
+        return v
+
+
+class ExecutorConfig(_Strict):
+    """Where MD runs execute: Parsl's HighThroughputExecutor on this machine (``local``: ``workers`` runs at
+    once), on Slurm (``slurm``: the ``slurm`` section), or from a Parsl config file (``config_file``: a Python
+    file defining ``make_config(workers, run_dir)``). ``run_dir``: Parsl's run folder."""
+
+    kind: Literal["local", "slurm", "config_file"] = "local"
     workers: int = Field(2, ge=1, le=100_000)
     config_file: str | None = None
     run_dir: str = ".parsl"
+    slurm: SlurmConfig = SlurmConfig()
 
 
 class FeaturesConfig(_Strict):

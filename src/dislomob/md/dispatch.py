@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shlex
 import sys
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict
@@ -13,6 +14,7 @@ from pathlib import Path
 from dislomob.config import Config, ExecutorConfig, MDConfig
 from dislomob.md.procs import live_owners, reap_stale, recorded_processes
 from dislomob.md.run import RunSpec, cached_run, run_key, should_run, simulate
+from dislomob.md.slurm_jobs import job_states
 from dislomob.md.trajectory import Event, Trajectory, write_trajectory
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ def parsl_config(ex: ExecutorConfig, threads_per_run: int):
     from parsl.executors import HighThroughputExecutor
     from parsl.providers import LocalProvider
 
+    if ex.kind == "slurm":
+        return ParslConfig(executors=[slurm_executor(ex, threads_per_run)], run_dir=ex.run_dir, usage_tracking=0,
+                           initialize_logging=False)
     return ParslConfig(
         executors=[
             HighThroughputExecutor(
@@ -47,6 +52,47 @@ def parsl_config(ex: ExecutorConfig, threads_per_run: int):
         run_dir=ex.run_dir,
         usage_tracking=0,
         initialize_logging=False,
+    )
+
+
+def worker_init(ex: ExecutorConfig) -> str:
+    """The shell lines a Slurm block runs before its workers: ``executor.slurm.worker_init``, or else activating
+    the virtual environment this process runs in (a shared file system, as on a cluster's login and compute
+    nodes) and the MPI settings of this process."""
+    if ex.slurm.worker_init is not None:
+        return ex.slurm.worker_init
+    venv = Path(sys.prefix)
+    lines = [f"export PATH={shlex.quote(str(venv / 'bin'))}:$PATH", f"export VIRTUAL_ENV={shlex.quote(str(venv))}"]
+    lines += [f"export {k}={shlex.quote(os.environ[k])}" for k in ("DISLOMOB_MPIEXEC", "DISLOMOB_MPI_NETWORK")
+              if k in os.environ]
+    return "\n".join(lines)
+
+
+def slurm_executor(ex: ExecutorConfig, threads_per_run: int):
+    """Parsl's HighThroughputExecutor on Slurm blocks (``executor.slurm``): ``runs_per_node`` workers per node of
+    ``cores_per_run`` cores each; a block is one ``sbatch`` job (``srun`` starts the workers on its nodes)."""
+    from parsl.executors import HighThroughputExecutor
+    from parsl.launchers import SingleNodeLauncher, SrunLauncher
+    from parsl.providers import SlurmProvider
+
+    sl = ex.slurm
+    if sl.cores_per_run < threads_per_run:
+        raise ValueError(f"executor.slurm.cores_per_run={sl.cores_per_run} is fewer than the {threads_per_run} "
+                         "cores one MD run uses (md.ranks x md.threads): allowed >= that")
+    return HighThroughputExecutor(
+        label="md_slurm",
+        address=sl.address,
+        max_workers_per_node=sl.runs_per_node,
+        cores_per_worker=sl.cores_per_run,
+        provider=SlurmProvider(
+            partition=sl.partition, account=sl.account, qos=sl.qos, nodes_per_block=sl.nodes_per_block,
+            cores_per_node=sl.runs_per_node * sl.cores_per_run, init_blocks=1, min_blocks=0,
+            max_blocks=sl.max_blocks, walltime=sl.walltime, scheduler_options=sl.scheduler_options,
+            worker_init=worker_init(ex), exclusive=False,
+            launcher=SrunLauncher() if sl.nodes_per_block > 1 else SingleNodeLauncher(),
+        ),
+        heartbeat_period=2,
+        heartbeat_threshold=30,
     )
 
 
@@ -135,7 +181,7 @@ def run_batch(
                         fut.result()
                     except Exception as exc:  # the worker died, was lost or timed out: transient
                         if _mtime(p) == before:  # (unless it wrote the run before it went away)
-                            _record_worker_failure(s, m, cfg, p, exc)
+                            _record_worker_failure(s, m, cfg, p, exc, _slurm_context(cfg.executor, rec.slurm_jobs))
                     bar.update(1)
             bar.close()
     return result
@@ -171,7 +217,16 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
-def _record_worker_failure(spec: RunSpec, md: MDConfig, cfg: Config, path: Path, exc: BaseException) -> None:
+def _slurm_context(ex: ExecutorConfig, jobs: set[str]) -> str:
+    """", slurm job 3 CANCELLED" style states of the batch's Slurm jobs (empty off Slurm)."""
+    if ex.kind != "slurm" or not jobs:
+        return ""
+    states = job_states(sorted(jobs, key=lambda j: (len(j), j)))
+    return "; " + ", ".join(f"slurm job {j} {st}" for j, st in states.items()) if states else ""
+
+
+def _record_worker_failure(spec: RunSpec, md: MDConfig, cfg: Config, path: Path, exc: BaseException,
+                           context: str = "") -> None:
     from dislomob.md.run import _base_meta
 
     prev = cached_run(path)
@@ -179,6 +234,6 @@ def _record_worker_failure(spec: RunSpec, md: MDConfig, cfg: Config, path: Path,
     meta.status = "failed"
     meta.failure_class = "transient"
     meta.attempts = prev.attempts + 1
-    meta.failure_reason = " ".join(f"worker: {type(exc).__name__}: {exc}".split())
+    meta.failure_reason = " ".join(f"worker: {type(exc).__name__}: {exc}{context}".split())
     meta.events.append(Event(kind="failed", detail=f"transient: {meta.failure_reason}"))
     write_trajectory(path, Trajectory(meta, []))

@@ -20,6 +20,9 @@ init. Neither ends by itself when the stage dies. So, while Parsl is up:
   submit scripts on their command line, the interchange by its open log file) are ended too: they
   can only be leftovers (of a kill within the first quarter second of Parsl's start, before they
   were recorded).
+- On Slurm the worker pools run in Slurm jobs (Parsl's blocks), not in our process tree: the record
+  also holds their job ids and the ``SLURM_CONF`` they were submitted with, and ending the batch,
+  or reaping a dead owner's record, cancels them with ``scancel`` (a job already gone is no error).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Iterator
 import psutil
 
 from dislomob.atomic import atomic_path
+from dislomob.md.slurm_jobs import cancel_slurm_jobs
 
 RECORD_DIR = "dislomob-procs"
 
@@ -117,6 +121,7 @@ def reap_stale(run_dir: str | Path) -> list[str]:
             continue
         if _same_process(int(owner["pid"]), float(owner["create_time"])) is not None:
             continue  # a live batch (this one or a concurrent stage): not ours to end
+        ended += cancel_slurm_jobs(data.get("slurm_jobs", []), data.get("slurm_conf"))
         ended += end_processes(_recorded_alive(data))
         f.unlink(missing_ok=True)
     if not live_owners(run_dir):
@@ -196,6 +201,7 @@ class ProcessRecord:
         self.procs: dict[int, float] = {}
         self.pgids: set[int] = set()
         self.executors: list = []
+        self.slurm_jobs: set[str] = set()
         self._lock = threading.RLock()
         self._written: str | None = None
         _set_subreaper(True)
@@ -219,6 +225,10 @@ class ProcessRecord:
                             self.pgids.add(os.getpgid(int(pid)))
                     except (ProcessLookupError, OSError, ValueError):
                         pass
+            for ex in self.executors:
+                provider = getattr(ex, "provider", None)
+                if type(provider).__name__ == "SlurmProvider":
+                    self.slurm_jobs.update(str(j) for j in (getattr(provider, "resources", None) or {}))
             members = _group_members(self.pgids, self.t0)
             for p in kids + members:
                 ct = _ctime(p)
@@ -229,6 +239,8 @@ class ProcessRecord:
                 "out_dir": self.out_dir,
                 "procs": [{"pid": pid, "create_time": ct} for pid, ct in sorted(self.procs.items())],
                 "pgids": sorted(self.pgids),
+                "slurm_jobs": sorted(self.slurm_jobs),
+                "slurm_conf": os.environ.get("SLURM_CONF"),
             }
             text = json.dumps(data, indent=1)
             if text != self._written:
@@ -245,7 +257,8 @@ class ProcessRecord:
         with self._lock:
             procs = [p for pid, ct in self.procs.items() if (p := _same_process(pid, ct))]
             procs += _group_members(self.pgids, self.t0)
-        return end_processes(procs)
+            jobs = sorted(self.slurm_jobs)
+        return cancel_slurm_jobs(jobs, os.environ.get("SLURM_CONF")) + end_processes(procs)
 
     def close(self) -> list[str]:
         """End what is left and remove the record."""
