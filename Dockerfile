@@ -6,7 +6,10 @@
 ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS runtime
-RUN apt-get update && apt-get install -y --no-install-recommends make git && rm -rf /var/lib/apt/lists/*
+# apt-get clean: update's package caches (/var/cache/apt/*.bin) are 80 MB otherwise.
+RUN command -v make >/dev/null && command -v git >/dev/null \
+ || { apt-get update && apt-get install -y --no-install-recommends make git \
+      && apt-get clean && rm -rf /var/lib/apt/lists/*; }
 # The environment lives outside /work so that bind-mounting a checkout on /work keeps it.
 ENV PATH=/opt/venv/bin:$PATH LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 
