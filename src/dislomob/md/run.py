@@ -63,7 +63,8 @@ def run_key(spec: RunSpec, md: MDConfig, material: MaterialConfig) -> str:
     o = nearest_orientation(spec.angle_deg)
     payload = {
         "spec": {**asdict(spec), "angle_deg": round(o.angle_deg, 4)},
-        "md": md.model_dump(exclude={"threads", "write_ca"}),
+        # how a run is executed (threads, MPI ranks, .ca files) is not what it is: keys of runs on 1 rank unchanged
+        "md": md.model_dump(exclude={"threads", "ranks", "write_ca"}),
         "material": material.model_dump(),
         # loops: 2 (build_loop fixed on 2026-11-27: loops in thin cells split, the cell lacked the plastic shear)
         "version": 2 if spec.geometry == "loop" else 1,
