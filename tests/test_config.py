@@ -70,7 +70,37 @@ def test_defaults_are_the_demo_profile():
 def test_paper_profile_keeps_its_own_values():
     paper = load_config("pipelines/paper/params.yaml")
     assert paper.features.node_spacing_nm == 1.5 and paper.train.restore_best_epoch is True
-    assert paper.md.threads == 8 and paper.executor.kind == "config_file"
+    assert paper.md.threads == 8 and paper.executor.kind == "slurm"
+    assert paper.executor.slurm.cores_per_run >= paper.md.threads and paper.executor.slurm.walltime == "24:00:00"
+
+
+def test_cluster_profile_is_the_demo_with_slurm_md():
+    """pipelines/cluster/params.yaml differs from the demo only in its profile name and executor (no DVC parameter),
+    so a cluster repro reproduces the demo's dvc.lock."""
+    cluster = load_config("pipelines/cluster/params.yaml")
+    assert cluster.executor.kind == "slurm" and cluster.executor.slurm.address == "127.0.0.1"
+    assert cluster.model_dump(exclude={"profile", "executor"}) == Config().model_dump(exclude={"profile", "executor"})
+
+
+@pytest.mark.parametrize("slurm,match", [({"walltime": "4 hours"}, "walltime '4 hours' not allowed"),
+                                         ({"walltime": "01:75:00"}, "walltime '01:75:00' not allowed"),
+                                         ({"runs_per_node": 0}, "executor.slurm.runs_per_node"),
+                                         ({"cores_per_run": 1, "unknown": 2}, "executor.slurm.unknown")])
+def test_bad_slurm_settings_are_refused_by_name(slurm, match):
+    data = Config().model_dump()
+    data["executor"].update({"kind": "slurm", "slurm": {**data["executor"]["slurm"], **slurm}})
+    with pytest.raises(ConfigError, match=match):
+        parse_config(data)
+
+
+def test_slurm_cores_per_run_must_hold_one_md_run():
+    data = Config().model_dump()
+    data["md"]["threads"] = 4
+    data["executor"].update({"kind": "slurm", "slurm": {**data["executor"]["slurm"], "cores_per_run": 2}})
+    with pytest.raises(ConfigError, match=r"executor.slurm.cores_per_run=2 is fewer than the 4 cores"):
+        parse_config(data)
+    data["executor"]["slurm"]["cores_per_run"] = 4
+    assert parse_config(data).executor.slurm.cores_per_run == 4
 
 
 @pytest.mark.parametrize("key,value", [("md.duration_ps", float("inf")), ("md.settle_ps", float("nan")),

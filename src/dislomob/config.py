@@ -543,6 +543,14 @@ class Config(_Strict):
     evaluate: EvaluateConfig = EvaluateConfig()
     loops: LoopsConfig = LoopsConfig()
 
+    @model_validator(mode="after")
+    def _slurm_cores(self) -> "Config":
+        need = getattr(self.md, "ranks", 1) * self.md.threads
+        if self.executor.kind == "slurm" and self.executor.slurm.cores_per_run < need:
+            raise ValueError(f"executor.slurm.cores_per_run={self.executor.slurm.cores_per_run} is fewer than the {need} "
+                             "cores one MD run uses (md.ranks x md.threads): allowed >= that")
+        return self
+
 
 def _format_errors(err: ValidationError) -> str:
     lines = []
