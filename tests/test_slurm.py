@@ -241,3 +241,34 @@ def test_slurmctld_down_at_submission_is_transient_and_runs_once_it_is_back(clus
     up = _simulate(params, cluster.env)
     assert up.returncode == 0, up.stderr[-3000:]
     assert all(m.status == "ok" and m.attempts == 2 for m in _metas(tmp_path / "ctld" / "md"))
+
+
+@pytest.mark.slow
+def test_an_active_learning_iteration_runs_its_candidate_md_through_slurm(cluster, tmp_path) -> None:
+    """The AL campaign's MD (fixed test run, calibration run, pool candidates) is dispatched by the same executor:
+    with ``executor.kind: slurm`` every new run comes from a Slurm job and the iteration completes."""
+    import json
+
+    from test_active_loop import _tiny
+
+    from dislomob.active.loop import run_strategy
+    from dislomob.features.featurize import featurize_dataset
+    from dislomob.md.dataset import simulate_dataset
+
+    base = _tiny(tmp_path)
+    cfg = base.model_copy(update={
+        "executor": base.executor.model_copy(update={"kind": "slurm", "slurm": base.executor.slurm.model_copy(
+            update={"address": "127.0.0.1", "runs_per_node": 2, "cores_per_run": 1})}),
+        "active": base.active.model_copy(update={"max_iterations": 0})})
+    before = set(_completed_jobs(cluster.env))
+    simulate_dataset(cfg, tmp_path / "md", progress=False)
+    featurize_dataset(cfg, tmp_path / "md", tmp_path / "graphs", tmp_path / "featurize.json")
+    grid_jobs = set(_completed_jobs(cluster.env)) - before
+    out = run_strategy(cfg, "active", initial_graphs_dir=tmp_path / "graphs", md_dir=tmp_path / "al_md",
+                       graphs_dir=tmp_path / "al_graphs", work_dir=tmp_path / "al", progress=False)
+    al_jobs = set(_completed_jobs(cluster.env)) - before - grid_jobs
+    rec = json.loads((tmp_path / "al" / "active" / "record.json").read_text())
+    assert out["iterations"] == 1 and rec["stopped"]["reason"] == "max_iterations"
+    assert grid_jobs and al_jobs, (grid_jobs, al_jobs)
+    assert len([m for m in _metas(tmp_path / "al_md") if m.status in ("ok", "cut")]) == 4  # test, calibration, pool of 2
+    assert not _jobs(cluster.env) and not _leftovers(tmp_path / "parsl")
