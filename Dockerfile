@@ -31,6 +31,9 @@ RUN PIP_FIND_LINKS=/tmp/build/wheels /tmp/build/with-host-ca.sh make venv VENV=/
 FROM runtime
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /work /work
+# A bind-mounted checkout is owned by the host user, not the container's root: let git read it anyway
+# (provenance tags, dvc).
+RUN git config --system --add safe.directory '*'
 WORKDIR /work
 # `docker run IMAGE test-fast` = make test-fast with the image's environment. -o: never reinstall it
 # (a bind-mounted checkout may have newer pyproject.toml/constraints.txt; rebuild the image instead).
