@@ -170,6 +170,26 @@ def test_simulate_through_slurm_gives_the_local_executors_runs(cluster, tmp_path
 
 
 @pytest.mark.slow
+def test_a_two_rank_md_run_through_slurm(cluster, tmp_path) -> None:
+    """``md.ranks: 2`` inside a Slurm block of 2 cores per run: the run completes on 2 ranks (its note event says
+    so) and the trajectory has the same run key as on 1 rank."""
+    params = _params(tmp_path, "ranks", ranks=2)
+    data = yaml.safe_load(params.read_text())
+    data["dataset"]["angles_deg"] = [90.0]
+    data["executor"]["slurm"].update({"runs_per_node": 1, "cores_per_run": 2})
+    params.write_text(yaml.safe_dump(data))
+    before = set(_completed_jobs(cluster.env))
+    out = _simulate(params, cluster.env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cfg = parse_config(data)
+    path = tmp_path / "ranks" / "md" / f"{run_key(initial_specs(cfg)[0], cfg.md, cfg.material)}.h5"
+    traj = read_trajectory(path)
+    assert traj.meta.status == "ok" and len(traj.frames) > 2
+    assert any(e.kind == "note" and "2 MPI ranks" in e.detail for e in traj.meta.events), traj.meta.events
+    assert set(_completed_jobs(cluster.env)) - before and not _jobs(cluster.env)
+
+
+@pytest.mark.slow
 def test_a_job_cancelled_mid_run_is_transient_with_its_reason_and_runs_again(cluster, tmp_path) -> None:
     params = _params(tmp_path, "cancel", settle_ps=CANCEL_SETTLE_PS)
     proc = subprocess.Popen([sys.executable, "-m", "dislomob.cli", "--params", str(params), "simulate", "--quiet"],
