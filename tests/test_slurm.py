@@ -210,6 +210,38 @@ def test_a_job_cancelled_mid_run_is_transient_with_its_reason_and_runs_again(clu
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_killed_stage_leaves_no_slurm_job_behind(cluster, tmp_path, sig) -> None:
+    """SIGTERM: the stage cancels its Slurm jobs as it unwinds. SIGKILL: nothing can run then, so the job is left
+    until the next start of a batch on the same run folder cancels it (the process record holds its id)."""
+    import signal
+
+    params = _params(tmp_path, "kill", settle_ps=CANCEL_SETTLE_PS)
+    with open(tmp_path / "kill.log", "w") as log:  # a file, not a pipe: orphans of a SIGKILL would hold a pipe open
+        proc = subprocess.Popen([sys.executable, "-m", "dislomob.cli", "--params", str(params), "simulate", "--quiet"],
+                                stdout=log, stderr=subprocess.STDOUT, env=cluster.env)
+    job = _wait_for_running_job(cluster.env)
+    time.sleep(2)
+    proc.send_signal(getattr(signal, sig))
+    proc.wait(timeout=60)
+    if sig == "SIGTERM":
+        assert proc.returncode == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while _jobs(cluster.env) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not _jobs(cluster.env) and not _leftovers(tmp_path / "kill" / "parsl")
+        return
+    assert job in _jobs(cluster.env)  # a SIGKILLed stage cannot cancel anything
+    data = yaml.safe_load(params.read_text())
+    data["dataset"]["angles_deg"] = [90.0]  # the next batch on the same run folder: one of the two runs
+    params.write_text(yaml.safe_dump(data))
+    again = _simulate(params, cluster.env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _completed_jobs(cluster.env)[job][1] == "CANCELLED"
+    assert not _jobs(cluster.env) and not _leftovers(tmp_path / "kill" / "parsl")
+
+
+@pytest.mark.slow
 def test_walltime_exceeded_is_transient_with_its_reason(cluster, tmp_path) -> None:
     """A block whose walltime (1 min, Slurm's smallest) ends mid-run: both runs transient with TIMEOUT, to be run
     again by the next request (a real rerun after a failure: the slurmctld test)."""
