@@ -270,7 +270,7 @@ def test_a_node_that_drops_the_job_is_transient(cluster, tmp_path) -> None:
         subprocess.run(["scontrol", "update", f"NodeName={LS.NODE}", "State=RESUME"], env=cluster.env)
     assert proc.returncode == 1, err[-3000:]
     metas = _metas(tmp_path / "node" / "md")
-    assert len(metas) == 2 and all(m.failure_class == "transient" and f"slurm job {job}" in m.failure_reason
+    assert len(metas) == 2 and all(m.failure_class == "transient" and f"slurm job {job} NODE_FAIL" in m.failure_reason
                                    for m in metas), [m.failure_reason for m in metas]
     assert not _jobs(cluster.env) and not _leftovers(tmp_path / "node" / "parsl")
     LS.wait_idle(cluster)
