@@ -99,18 +99,11 @@ def _completed_jobs(env: dict) -> dict[str, tuple[str, str]]:
 
 
 def _leftovers(run_dir: Path) -> list[str]:
-    """Live processes that name ``run_dir`` (Parsl's interchange and worker pools)."""
-    import psutil
+    """Live processes that name ``run_dir`` on their command line or in their open files (Parsl's interchange by its
+    log, worker pools and their submit scripts)."""
+    from test_faults_md import naming
 
-    needle = str(run_dir.resolve())
-    out = []
-    for p in psutil.process_iter(["pid", "cmdline", "status"]):
-        try:
-            if p.info["status"] != psutil.STATUS_ZOMBIE and needle in " ".join(p.info["cmdline"] or []):
-                out.append(f"{p.pid} {' '.join(p.info['cmdline'])[:120]}")
-        except psutil.Error:
-            continue
-    return out
+    return naming(run_dir)
 
 
 def _wait_for_running_job(env: dict, timeout: float = 60) -> str:

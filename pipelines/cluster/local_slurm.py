@@ -39,6 +39,7 @@ from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 NODE = "localhost"
+PARTITION = "debug"
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def slurm_conf(root: Path, cpus: int, ctld_port: int, slurmd_port: int) -> str:
         "Waittime=0",
         "SlurmctldParameters=enable_configless",
         f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN",
-        f"PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO",
+        f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO",
         "",
     ])
 
@@ -221,9 +222,37 @@ def _pid(path: Path) -> int | None:
 def stop(root: str | Path, timeout_s: float = 15.0) -> None:
     """End the cluster's daemons in ``root`` (slurmd, slurmctld, munged) and wait for them to exit."""
     root = Path(root).resolve()
+    conf = root / "slurm.conf"
+    if conf.exists() and _pid(root / "slurmctld.pid") is not None:  # cancel what still runs, while Slurm can
+        env = {**os.environ, "SLURM_CONF": str(conf)}
+        subprocess.run(["scancel", "--full", f"--partition={PARTITION}"], capture_output=True, env=env, timeout=30)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env, timeout=30)
+            if out.returncode != 0 or not out.stdout.split():
+                break
+            time.sleep(0.5)
     for pid_file in (root / "slurmd.pid", root / "slurmctld.pid", root / "munge" / "munged.pid"):
         _end(pid_file, timeout_s)
+    _end_job_processes(root)
     unguard_ports(root)
+
+
+def _end_job_processes(root: Path) -> None:
+    """SIGKILL job steps the stopped daemons left: every slurmstepd with a descendant whose command line names
+    ``root`` (the batch scripts in its spool), with all its descendants."""
+    import psutil
+
+    for step in psutil.process_iter(["pid", "name"]):
+        try:
+            if not (step.info["name"] or "").startswith("slurmstepd"):
+                continue
+            kids = step.children(recursive=True)
+            if any(str(root) in " ".join(k.cmdline()) for k in kids):
+                for p in [*kids, step]:
+                    p.kill()
+        except psutil.Error:
+            continue
 
 
 def _end(pid_file: Path, timeout_s: float = 15.0) -> None:
