@@ -59,3 +59,36 @@ def test_simulate_stage_runs_then_is_up_to_date(tmp_path):
     assert second.returncode == 0
     assert "didn't change" in second.stdout or "up to date" in second.stdout
     assert (repo / "data/md/index.json").stat().st_mtime_ns == mtime
+
+
+def test_md_runs_are_shared_through_a_dvc_remote(tmp_path):
+    """A team shares `data/md` through a DVC remote (here a local folder; any DVC remote type works): after
+    `dvc push` from one clone, another clone's `dvc pull` gets the same trajectories and `dvc status` is clean."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "params.yaml").write_text(_tiny_params())
+    (repo / ".dvcignore").write_text("__pycache__/\n")
+    dvc = str(Path(sys.executable).parent / "dvc")
+    remote = tmp_path / "remote"
+    for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"],
+                [dvc, "remote", "add", "-d", "team", str(remote)]):
+        assert _run(cmd, repo).returncode == 0
+    made = _run([dvc, "repro", "simulate"], repo)
+    assert made.returncode == 0, made.stdout + made.stderr
+    pushed = _run([dvc, "push", "data/md"], repo)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "md"]):
+        assert _run(cmd, repo).returncode == 0
+    other = tmp_path / "other"
+    assert _run(["git", "clone", "-q", str(repo), str(other)], tmp_path).returncode == 0
+    assert not (other / "data" / "md").exists()
+    pulled = _run([dvc, "pull", "data/md"], other)
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    mine = sorted(p.relative_to(repo) for p in (repo / "data" / "md").glob("*.h5"))
+    theirs = sorted(p.relative_to(other) for p in (other / "data" / "md").glob("*.h5"))
+    assert mine == theirs and len(mine) == 2
+    assert all((repo / p).read_bytes() == (other / p).read_bytes() for p in mine)
+    status = _run([dvc, "status", "simulate"], other)
+    assert status.returncode == 0 and "changed" not in status.stdout, status.stdout
