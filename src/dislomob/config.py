@@ -230,7 +230,8 @@ class TrainConfig(_Strict):
     """PI-GNN ensemble training: members, HeteroSAGE width/depth, optimizer, split by trajectory, tracking.
 
     ``split`` = train/test/validation fractions of trajectories; ``top_fraction`` of members (lowest
-    validation loss) form the prediction; ``warm_start`` = path of a previous ensemble file or null;
+    validation loss) form the prediction; ``law`` = the registered law architecture to train
+    (dislomob.model.laws; ``pignn``); ``warm_start`` = path of a previous ensemble file or null;
     ``energy_scale_ev`` scales the E-net output (eV); ``glide_only`` keeps the F-net force in the slip
     plane (no cross-slip component; screws in the MD do cross-slip, so off by default);
     ``bootstrap`` trains each member on its own bootstrap resample of the training trajectories
@@ -264,6 +265,7 @@ class TrainConfig(_Strict):
     baseline_steps: int = Field(300, ge=1, le=10_000_000)
     threads: int = Field(1, ge=1, le=4096)
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
+    law: str = Field("pignn", pattern=r"^[a-z][a-z0-9_]*$")
     warm_start: str | None = None
     tuned_params: str | None = "models/tune/best_params.json"
     tracking_uri: str = "sqlite:///mlflow/mlflow.db"
