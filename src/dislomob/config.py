@@ -564,7 +564,7 @@ def _format_errors(err: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
-SECTIONS = ("material", "md", "dataset", "executor", "features", "train", "active", "tune")
+SECTIONS = tuple(k for k in Config.model_fields if k not in ("profile", "seed"))  # every section of params.yaml
 
 
 def parse_config(data: dict) -> Config:

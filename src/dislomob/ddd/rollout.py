@@ -90,14 +90,6 @@ class Rollout:
     wall_s: float
     line_displacements: np.ndarray
 
-    def unwrapped_lines(self, k: int) -> list[Polyline]:
-        """The lines of record k moved by whole cell vectors to the images their displacement since the start
-        reached (what :func:`dislomob.ddd.line_distance.unwrapped_line_distance` compares)."""
-        lines = network_polylines(self.networks[k])
-        start = [_centroid(ln) for ln in network_polylines(self.networks[0])]
-        return unwrap_lines(lines, [c + d for c, d in zip(start, self.line_displacements[k])],
-                            self.networks[k].cell_angstrom)
-
 
 def baseline_law(path: str | Path, cfg: Config | None = None) -> MobilityLaw:
     """The fitted phenomenological law of ``baseline.json`` (train stage) behind the MobilityLaw interface."""
