@@ -132,29 +132,21 @@ class DatasetConfig(_Strict):
     angles_deg: list[float] = [0.0, 45.0, 90.0]
     out_dir: str = "data/md"
 
-    @field_validator("temperatures_k")
+    @field_validator("temperatures_k", "stresses_gpa", "angles_deg")
     @classmethod
-    def _temps(cls, v: list[float]) -> list[float]:
-        for t in v:
-            if not (0 < t <= 3000):
-                raise ValueError(f"temperature {t} K not allowed: 0 < T <= 3000 K")
+    def _in_range(cls, v: list[float], info) -> list[float]:
+        ok, message = GRID_RANGES[info.field_name]
+        for x in v:
+            if not ok(x):
+                raise ValueError(message.format(x))
         return v
 
-    @field_validator("angles_deg")
-    @classmethod
-    def _angles(cls, v: list[float]) -> list[float]:
-        for a in v:
-            if not (0 <= a <= 180):
-                raise ValueError(f"angle {a} deg not allowed: 0 <= angle <= 180")
-        return v
 
-    @field_validator("stresses_gpa")
-    @classmethod
-    def _stresses(cls, v: list[float]) -> list[float]:
-        for s in v:
-            if not (0 <= s <= 5):
-                raise ValueError(f"stress {s} GPa not allowed: 0 <= stress <= 5 GPa")
-        return v
+GRID_RANGES = {  # dataset grid values: (allowed?, message)
+    "temperatures_k": (lambda t: 0 < t <= 3000, "temperature {} K not allowed: 0 < T <= 3000 K"),
+    "stresses_gpa": (lambda s: 0 <= s <= 5, "stress {} GPa not allowed: 0 <= stress <= 5 GPa"),
+    "angles_deg": (lambda a: 0 <= a <= 180, "angle {} deg not allowed: 0 <= angle <= 180"),
+}
 
 
 WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
