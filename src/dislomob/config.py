@@ -309,6 +309,9 @@ class ActiveConfig(_Strict):
     calibrate_spread: bool = True
     calibration_trajectories: int = Field(2, ge=1, le=100_000)
     strategies: list[Literal["active", "passive"]] = ["active", "passive"]
+    md_dir: str = "data/al/md"            # MD runs of the fixed test set, calibration runs and candidates
+    graphs_dir: str = "data/al/graphs"
+    work_dir: str = "models/al"           # one folder per strategy, one per iteration
     experiment: str = "dislomob-al"
 
     @field_validator("temperature_range_k")
@@ -390,6 +393,7 @@ class RegistryConfig(_Strict):
     model_name: str = Field("dislomob-fe-mobility", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)
     source: Literal["auto", "active", "train"] = "auto"
     tracking_uri: str | None = None
+    out_dir: str = "models/register"      # the local copy of the champion
     experiment: str = "dislomob-register"
 
 
@@ -404,6 +408,8 @@ class RolloutConfig(_Strict):
     ``eval_data`` stage's held-out dipoles (dislomob.evaluate.rollout_runs): every (``md_angles_deg`` deg,
     ``md_temperatures_k`` K, ``md_stresses_gpa`` GPa), recorded for ``md_duration_ps`` ps, seed ``md_seed``.
     """
+    md_dir: str = "data/eval/md"          # the eval_data stage's held-out rollout trajectories
+    graphs_dir: str = "data/eval/graphs"
 
     dt_ps: float = Field(0.05, gt=0, le=1000)
     horizon_ps: float = Field(5.0, gt=0, le=1e6)
