@@ -295,6 +295,25 @@ def _registry_uri(args: argparse.Namespace) -> str:
     return cfg.registry.tracking_uri or cfg.train.tracking_uri
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    from dislomob.ui_links import free_port, start_ui, ui_links
+
+    proc, base = (None, args.base_url) if args.print_only else start_ui(cfg, args.port or free_port())
+    print(f"MLflow UI: {base} (tracking store {cfg.train.tracking_uri})")
+    for key, link in ui_links(cfg, base).items():
+        print(f"  {key}: {link.url or '-'}\n      {link.what}")
+    if proc is None:
+        return 0
+    print("Ctrl-C stops the UI.", flush=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=30)
+        return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     registered = args.model.startswith("models:/")
     for what, path in ((("network", Path(args.network)),) if registered else
@@ -478,6 +497,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.add_argument("--skip-ps", type=float, default=1.0, help="ignore the first ps when fitting velocities")
     i.set_defaults(func=_cmd_inspect)
+
+    u = sub.add_parser("ui", help="the MLflow UI on 127.0.0.1 with direct links: AL comparison chart, tuning study, "
+                                  "registered champion")
+    u.add_argument("--port", type=int, default=None, help="default: a free port")
+    u.add_argument("--print-only", action="store_true", help="print the links for --base-url; start nothing")
+    u.add_argument("--base-url", default="http://127.0.0.1:5000", help="with --print-only: where a UI already runs")
+    u.set_defaults(func=_cmd_ui)
 
     pr = sub.add_parser("predict", help="nodal velocities (m/s) and their ensemble spread for a DDD network file")
     pr.add_argument("--model", required=True,
