@@ -36,12 +36,12 @@ from dislomob.md.trajectory import read_meta
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "md_sizing.json"
 RANKS = ROOT / "benchmarks" / "results" / "md_ranks.json"
-DEFAULT_FOLDERS = ("data/md", "data/al/md", "data/eval/md", "datasets/al_benchmark/md")
+DEFAULT_FOLDERS = ("data/md", "data/al/md", "data/eval/md", "data/loops/md", "datasets/al_benchmark/md")
 EQUILIBRATE_PS = 0.5  # every measured folder (demo, AL benchmark) equilibrates 0.5 ps; trajectories do not record it
 PROFILES = {  # name: (params file, md.box override or None, evaluation runs)
     "demo": ("params.yaml", None, 3),
     "al_benchmark": ("pipelines/al_benchmark/params.yaml", None, 0),
-    "long_lines_12nm": ("params.yaml", {"glide_nm": 8.0, "line_nm": 12.0, "height_nm": 12.0}, 3),
+    "long_lines_12nm": ("pipelines/long_lines/params.yaml", None, 3),
     "paper": ("pipelines/paper/params.yaml", None, 0),
 }
 
