@@ -24,7 +24,7 @@ import torch
 from dislomob.config import load_config
 from dislomob.model.consistency import consistency_checks
 from dislomob.model.ensemble import load_ensemble
-from dislomob.train.stage import load_baseline
+from dislomob.model.phenomenological import load_baseline
 
 
 def _ablate_bootstrap(cfg, graphs_dir: Path, law) -> dict:

@@ -10,7 +10,7 @@ import torch
 from model_helpers import straight_graph, torch_one_thread, trajectory_graphs  # noqa: F401 (autouse fixture)
 
 from dislomob import graph_schema as S
-from dislomob.active.scoring import candidate_score, relative_spread
+from dislomob.active.scoring import relative_spread, trajectory_stats
 from dislomob.model.predict import GraphPrediction
 
 FLOOR = 0.7
@@ -29,6 +29,11 @@ class Members(torch.nn.Module):
         dx[..., 0] = self.motion
         dx[..., 1] = self.offsets[:, None]
         return {"dx": dx}
+
+
+def candidate_score(model, graphs, floor: float) -> float:
+    """A candidate's score as the AL loop takes it: the mean relative spread over its trajectory's graphs."""
+    return float(np.mean(trajectory_stats(model, graphs, floor)["spread"]))
 
 
 def _sigma(offsets: list[float]) -> float:

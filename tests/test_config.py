@@ -131,3 +131,13 @@ def test_missing_section_allowed_only_in_the_demo_profile(tmp_path):
     p.write_text("profile: paper\nseed: 7\nmd: {}\n")
     with pytest.raises(ConfigError, match="misses section.*dataset"):
         load_config(p)
+
+
+@pytest.mark.parametrize("section", [k for k in Config.model_fields if k not in ("profile", "seed")])
+def test_a_non_demo_profile_missing_any_section_is_refused_by_its_name(section):
+    """Every section counts (registry, rollout, evaluate and loops were once left out and silently took the
+    demo's values)."""
+    data = {**Config().model_dump(), "profile": "site"}
+    del data[section]
+    with pytest.raises(ConfigError, match=rf"profile 'site' misses section\(s\) {section}:"):
+        parse_config(data)

@@ -26,7 +26,7 @@ from torch import nn
 
 from dislomob import graph_schema as S
 from dislomob.config import Config
-from dislomob.ddd.baselines import PhenomenologicalMobility
+from dislomob.model.phenomenological import PhenomenologicalMobility
 from dislomob.ddd.law import MobilityLaw
 from dislomob.ddd.network_graph import network_graph
 from dislomob.ddd.sanity import (
@@ -94,7 +94,7 @@ class EvenInStress(nn.Module):
         self.inner = PhenomenologicalMobility()
 
     def forward(self, batch):
-        return self.inner(batch).abs()
+        return {"dx": self.inner(batch)["dx"].abs()}
 
 
 def test_consistency_checks_on_an_untrained_law_give_numbers_and_the_invariances_hold(law: MobilityLaw) -> None:

@@ -11,7 +11,7 @@ import torch
 from model_helpers import MOBILITY_EDGE, MOBILITY_SCREW, torch_one_thread, trajectory_graphs  # noqa: F401
 from torch_geometric.loader import DataLoader
 
-from dislomob.ddd.baselines import PhenomenologicalMobility
+from dislomob.model.phenomenological import PhenomenologicalMobility
 from dislomob.evaluate.bins import bin_errors, bin_index
 from dislomob.evaluate.single_step import Evaluation, single_step_errors
 from dislomob.model.loss import displacement_loss

@@ -12,7 +12,7 @@ import torch
 from model_helpers import torch_one_thread  # noqa: F401
 
 from dislomob.config import Config
-from dislomob.ddd.baselines import PhenomenologicalMobility
+from dislomob.model.phenomenological import PhenomenologicalMobility
 from dislomob.evaluate.interpret import CurveGrid, curve_rows, law_components, make_probe, probe_graphs, recomposed_speed
 from dislomob.evaluate.physics import edge_faster_than_screw, energy_largest_near_screw, speed_rises_with_stress
 from dislomob.model.consistency import probe_speeds

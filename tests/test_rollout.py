@@ -33,7 +33,7 @@ import pytest
 import torch
 
 from dislomob.config import Config, ConfigError, parse_config
-from dislomob.ddd.baselines import PhenomenologicalMobility
+from dislomob.model.phenomenological import PhenomenologicalMobility
 from dislomob.ddd.law import MobilityLaw
 from dislomob.ddd.line_distance import (
     Polyline, line_distance, network_polylines, one_way_distance, translated, unwrapped_line_distance,

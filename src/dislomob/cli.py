@@ -190,7 +190,8 @@ def _cmd_al_data(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from dislomob.active.pool import prepare_al_data
 
-    out = prepare_al_data(cfg, args.md_dir, args.graphs_dir, progress=not args.quiet)
+    out = prepare_al_data(cfg, args.md_dir or cfg.active.md_dir, args.graphs_dir or cfg.active.graphs_dir,
+                          progress=not args.quiet)
     print(f"al-data: {out['n_test_usable']} of {out['n_test']} test runs, {out['n_calibration_usable']} of "
           f"{out['n_calibration']} calibration runs and {out['n_candidates_usable']} of "
           f"{out['n_candidates']} candidates usable")
@@ -205,9 +206,10 @@ def _cmd_al(args: argparse.Namespace) -> int:
     from dislomob.active.loop import run_strategy
     from dislomob.atomic import write_json
 
-    summary = run_strategy(cfg, args.strategy, args.initial_graphs or cfg.features.out_dir, args.md_dir,
-                           args.graphs_dir, args.work_dir, progress=not args.quiet, simulate=not args.offline,
-                           seed=args.seed)
+    ac = cfg.active
+    summary = run_strategy(cfg, args.strategy, args.initial_graphs or cfg.features.out_dir, args.md_dir or ac.md_dir,
+                           args.graphs_dir or ac.graphs_dir, args.work_dir or ac.work_dir, progress=not args.quiet,
+                           simulate=not args.offline, seed=args.seed)
     write_json(args.metrics or f"metrics/al_{args.strategy}.json", summary)
     print(f"al {args.strategy}: {summary['iterations']} iterations, {summary['n_queries']} queries, stopped by "
           f"{summary['stop_reason']} (threshold reached: {summary['reached']}), test error {summary['test_error_median']}")
@@ -236,9 +238,12 @@ def _cmd_register(args: argparse.Namespace) -> int:
     _terminate_on_sigterm()
     from dislomob.registry.stage import register_stage
 
-    extra = sorted(Path(args.sanity_graphs_dir).glob("*.pt")) if args.sanity_graphs_dir else []
-    out = register_stage(cfg, args.al_dir, args.md_dir, args.graphs_dir, args.example, args.out_dir, args.metrics,
-                         args.train_metrics, sanity_graph_files=extra)
+    sanity = cfg.rollout.graphs_dir if args.sanity_graphs_dir is None else args.sanity_graphs_dir
+    extra = sorted(Path(sanity).glob("*.pt")) if sanity else []
+    ac = cfg.active
+    out = register_stage(cfg, args.al_dir or ac.work_dir, args.md_dir or ac.md_dir, args.graphs_dir or ac.graphs_dir,
+                         args.example, args.out_dir or cfg.registry.out_dir, args.metrics, args.train_metrics,
+                         sanity_graph_files=extra)
     print(f"register: {out['model_name']} version {out['version']} ({out['source']}) -> {out['alias']}: "
           f"{out['reason']}; " + (f"champion is version {out['champion_version']} ({out['champion_uri']})"
                                    if out["champion_version"] is not None else
@@ -357,7 +362,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dislomob.evaluate.rollout_runs import prepare_rollout_data
     from dislomob.evaluate.stage import evaluate_stage
 
-    runs = prepare_rollout_data(cfg, args.rollout_md_dir, args.rollout_graphs_dir, progress=False, simulate=False)
+    runs = prepare_rollout_data(cfg, args.rollout_md_dir or cfg.rollout.md_dir,
+                                args.rollout_graphs_dir or cfg.rollout.graphs_dir, progress=False, simulate=False)
     for path, why in runs["unusable"].items():
         print(f"evaluate: rollout run {path} left out: {why}", file=sys.stderr)
     loops = None
@@ -367,8 +373,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         lcfg = loop_config(cfg)
         loops = LoopInputs(lcfg, Path(lcfg.features.out_dir), Path(lcfg.train.model_dir))
-    m = evaluate_stage(cfg, args.metrics, register_dir=args.register_dir, al_md_dir=args.al_md_dir,
-                       al_graphs_dir=args.al_graphs_dir, loops=loops,
+    m = evaluate_stage(cfg, args.metrics, register_dir=args.register_dir or cfg.registry.out_dir,
+                       al_md_dir=args.al_md_dir or cfg.active.md_dir,
+                       al_graphs_dir=args.al_graphs_dir or cfg.active.graphs_dir, loops=loops,
                        rollout=rollout_hook(runs["trajectories"], progress=not args.quiet))
     for name, s in m["single_step"].items():
         p, b, d = (s["error_pct"][k] for k in ("pignn", "baseline", "pignn_minus_baseline"))
@@ -392,7 +399,8 @@ def _cmd_eval_data(args: argparse.Namespace) -> int:
     _terminate_on_sigterm()
     from dislomob.evaluate.rollout_runs import prepare_rollout_data
 
-    out = prepare_rollout_data(cfg, args.md_dir, args.graphs_dir, progress=not args.quiet)
+    out = prepare_rollout_data(cfg, args.md_dir or cfg.rollout.md_dir, args.graphs_dir or cfg.rollout.graphs_dir,
+                               progress=not args.quiet)
     print(f"eval-data: {out['n_usable']} of {out['n_runs']} rollout runs usable "
           f"({cfg.rollout.md_duration_ps:g} ps recorded each)")
     for path, why in out["unusable"].items():
@@ -447,17 +455,17 @@ def build_parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=_cmd_tune)
 
     d = sub.add_parser("al-data", help="simulate and featurize the active-learning test set and candidate stream")
-    d.add_argument("--md-dir", default="data/al/md")
-    d.add_argument("--graphs-dir", default="data/al/graphs")
+    d.add_argument("--md-dir", help="default: active.md_dir")
+    d.add_argument("--graphs-dir", help="default: active.graphs_dir")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_al_data)
 
     a = sub.add_parser("al", help="run (or resume) the active or passive learning loop of one strategy")
     a.add_argument("--strategy", required=True, choices=["active", "passive"])
     a.add_argument("--initial-graphs", help="graphs of the initial grid (default: features.out_dir)")
-    a.add_argument("--md-dir", default="data/al/md")
-    a.add_argument("--graphs-dir", default="data/al/graphs")
-    a.add_argument("--work-dir", default="models/al")
+    a.add_argument("--md-dir", help="default: active.md_dir")
+    a.add_argument("--graphs-dir", help="default: active.graphs_dir")
+    a.add_argument("--work-dir", help="default: active.work_dir")
     a.add_argument("--metrics", help="summary JSON (default: metrics/al_<strategy>.json)")
     a.add_argument("--offline", action="store_true", help="use only runs that al-data prepared (no MD)")
     a.add_argument("--seed", type=int, help="loop seed: member initialization and passive's picks (default: params' seed)")
@@ -473,14 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("register", help="register the chosen ensemble (registry.source) in the MLflow Model Registry: "
                                         "champion if its test error is not worse, else challenger")
-    g.add_argument("--al-dir", default="models/al", help="active-learning work folder (its active/ strategy)")
-    g.add_argument("--md-dir", default="data/al/md", help="MD runs of the fixed test set")
-    g.add_argument("--graphs-dir", default="data/al/graphs", help="graphs of the fixed test set")
+    g.add_argument("--al-dir", help="active-learning work folder (its active/ strategy; default: active.work_dir)")
+    g.add_argument("--md-dir", help="MD runs of the fixed test set (default: active.md_dir)")
+    g.add_argument("--graphs-dir", help="graphs of the fixed test set (default: active.graphs_dir)")
     g.add_argument("--example", default="examples/networks/dipole_fe.json", help="network file: the input example")
     g.add_argument("--train-metrics", default="metrics/train.json", help="train stage metrics (tags of a train source)")
-    g.add_argument("--out-dir", default="models/register", help="local copy of the champion")
+    g.add_argument("--out-dir", help="local copy of the champion (default: registry.out_dir)")
     g.add_argument("--metrics", default="metrics/register.json")
-    g.add_argument("--sanity-graphs-dir", default="data/eval/graphs",
+    g.add_argument("--sanity-graphs-dir", default=None,
                    help="more held-out runs' graphs for the MD sanity checks (the eval_data stage's; '' for none)")
     g.set_defaults(func=_cmd_register)
 
@@ -520,11 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="single-step errors by angle/T/stress with bootstrap intervals, "
                                          "interpretability curves, physics checks and figures (stage)")
     ev.add_argument("--metrics", default="metrics/evaluate.json")
-    ev.add_argument("--register-dir", default="models/register", help="the register stage's copy of the champion")
-    ev.add_argument("--al-md-dir", default="data/al/md")
-    ev.add_argument("--al-graphs-dir", default="data/al/graphs")
-    ev.add_argument("--rollout-md-dir", default="data/eval/md", help="the eval_data stage's rollout trajectories")
-    ev.add_argument("--rollout-graphs-dir", default="data/eval/graphs")
+    ev.add_argument("--register-dir", help="the register stage's copy of the champion (default: registry.out_dir)")
+    ev.add_argument("--al-md-dir", help="default: active.md_dir")
+    ev.add_argument("--al-graphs-dir", help="default: active.graphs_dir")
+    ev.add_argument("--rollout-md-dir", help="the eval_data stage's rollout trajectories (default: rollout.md_dir)")
+    ev.add_argument("--rollout-graphs-dir", help="default: rollout.graphs_dir")
     ev.add_argument("--no-loops", action="store_true",
                     help="leave out the shear-loop evaluations and rollouts (no `dislomob --loops` data)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -532,8 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ed = sub.add_parser("eval-data", help="simulate and featurize the held-out long dipoles the rollouts are "
                                           "judged on (stage eval_data)")
-    ed.add_argument("--md-dir", default="data/eval/md")
-    ed.add_argument("--graphs-dir", default="data/eval/graphs")
+    ed.add_argument("--md-dir", help="default: rollout.md_dir")
+    ed.add_argument("--graphs-dir", help="default: rollout.graphs_dir")
     ed.add_argument("--quiet", action="store_true", help="no progress bars")
     ed.set_defaults(func=_cmd_eval_data)
     return p

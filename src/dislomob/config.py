@@ -132,29 +132,21 @@ class DatasetConfig(_Strict):
     angles_deg: list[float] = [0.0, 45.0, 90.0]
     out_dir: str = "data/md"
 
-    @field_validator("temperatures_k")
+    @field_validator("temperatures_k", "stresses_gpa", "angles_deg")
     @classmethod
-    def _temps(cls, v: list[float]) -> list[float]:
-        for t in v:
-            if not (0 < t <= 3000):
-                raise ValueError(f"temperature {t} K not allowed: 0 < T <= 3000 K")
+    def _in_range(cls, v: list[float], info) -> list[float]:
+        ok, message = GRID_RANGES[info.field_name]
+        for x in v:
+            if not ok(x):
+                raise ValueError(message.format(x))
         return v
 
-    @field_validator("angles_deg")
-    @classmethod
-    def _angles(cls, v: list[float]) -> list[float]:
-        for a in v:
-            if not (0 <= a <= 180):
-                raise ValueError(f"angle {a} deg not allowed: 0 <= angle <= 180")
-        return v
 
-    @field_validator("stresses_gpa")
-    @classmethod
-    def _stresses(cls, v: list[float]) -> list[float]:
-        for s in v:
-            if not (0 <= s <= 5):
-                raise ValueError(f"stress {s} GPa not allowed: 0 <= stress <= 5 GPa")
-        return v
+GRID_RANGES = {  # dataset grid values: (allowed?, message)
+    "temperatures_k": (lambda t: 0 < t <= 3000, "temperature {} K not allowed: 0 < T <= 3000 K"),
+    "stresses_gpa": (lambda s: 0 <= s <= 5, "stress {} GPa not allowed: 0 <= stress <= 5 GPa"),
+    "angles_deg": (lambda a: 0 <= a <= 180, "angle {} deg not allowed: 0 <= angle <= 180"),
+}
 
 
 WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
@@ -230,7 +222,8 @@ class TrainConfig(_Strict):
     """PI-GNN ensemble training: members, HeteroSAGE width/depth, optimizer, split by trajectory, tracking.
 
     ``split`` = train/test/validation fractions of trajectories; ``top_fraction`` of members (lowest
-    validation loss) form the prediction; ``warm_start`` = path of a previous ensemble file or null;
+    validation loss) form the prediction; ``law`` = the registered law architecture to train
+    (dislomob.model.laws; ``pignn``); ``warm_start`` = path of a previous ensemble file or null;
     ``energy_scale_ev`` scales the E-net output (eV); ``glide_only`` keeps the F-net force in the slip
     plane (no cross-slip component; screws in the MD do cross-slip, so off by default);
     ``bootstrap`` trains each member on its own bootstrap resample of the training trajectories
@@ -264,6 +257,7 @@ class TrainConfig(_Strict):
     baseline_steps: int = Field(300, ge=1, le=10_000_000)
     threads: int = Field(1, ge=1, le=4096)
     accelerator: Literal["cpu", "gpu", "auto"] = "cpu"
+    law: str = Field("pignn", pattern=r"^[a-z][a-z0-9_]*$")
     warm_start: str | None = None
     tuned_params: str | None = "models/tune/best_params.json"
     tracking_uri: str = "sqlite:///mlflow/mlflow.db"
@@ -315,6 +309,9 @@ class ActiveConfig(_Strict):
     calibrate_spread: bool = True
     calibration_trajectories: int = Field(2, ge=1, le=100_000)
     strategies: list[Literal["active", "passive"]] = ["active", "passive"]
+    md_dir: str = "data/al/md"            # MD runs of the fixed test set, calibration runs and candidates
+    graphs_dir: str = "data/al/graphs"
+    work_dir: str = "models/al"           # one folder per strategy, one per iteration
     experiment: str = "dislomob-al"
 
     @field_validator("temperature_range_k")
@@ -396,6 +393,7 @@ class RegistryConfig(_Strict):
     model_name: str = Field("dislomob-fe-mobility", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=200)
     source: Literal["auto", "active", "train"] = "auto"
     tracking_uri: str | None = None
+    out_dir: str = "models/register"      # the local copy of the champion
     experiment: str = "dislomob-register"
 
 
@@ -410,6 +408,8 @@ class RolloutConfig(_Strict):
     ``eval_data`` stage's held-out dipoles (dislomob.evaluate.rollout_runs): every (``md_angles_deg`` deg,
     ``md_temperatures_k`` K, ``md_stresses_gpa`` GPa), recorded for ``md_duration_ps`` ps, seed ``md_seed``.
     """
+    md_dir: str = "data/eval/md"          # the eval_data stage's held-out rollout trajectories
+    graphs_dir: str = "data/eval/graphs"
 
     dt_ps: float = Field(0.05, gt=0, le=1000)
     horizon_ps: float = Field(5.0, gt=0, le=1e6)
@@ -562,7 +562,7 @@ def _format_errors(err: ValidationError) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
-SECTIONS = ("material", "md", "dataset", "executor", "features", "train", "active", "tune")
+SECTIONS = tuple(k for k in Config.model_fields if k not in ("profile", "seed"))  # every section of params.yaml
 
 
 def parse_config(data: dict) -> Config:

@@ -50,6 +50,7 @@ import numpy as np
 
 from dislomob.active.candidates import calibration_set, candidate, test_set
 from dislomob.active.pool import RunData, prepare_runs
+from dislomob.active.scoring import trajectory_stats
 from dislomob.atomic import write_json
 from dislomob.config import Config
 from dislomob.model.floors import mean_law_errors
@@ -100,25 +101,6 @@ def _graphs_of(paths: list[Path]) -> dict[str, list]:
     from dislomob.features.graphs import load_graphs
 
     return {p.stem: load_graphs(p) for p in paths}
-
-
-def trajectory_stats(model, graphs: list, floor: float) -> dict[str, list[float]]:
-    """Per graph of one trajectory: ``error`` (single-step relative error, the headline measure),
-    ``error_floored`` (the same with the noise floor under its denominator, like the spread) and
-    ``spread`` (raw relative spread, dislomob.active.scoring); all dimensionless."""
-    import torch
-    from torch_geometric.loader import DataLoader
-
-    from dislomob.active.scoring import floored_relative_error, relative_spread
-    from dislomob.model.loss import relative_error
-    from dislomob.model.predict import predict
-
-    preds = predict(model, graphs)
-    batch = next(iter(DataLoader(graphs, batch_size=len(graphs))))
-    dx = torch.cat([p.mean for p in preds]).to(batch["node"].pos.dtype)
-    return {"error": relative_error(batch, dx).tolist(),
-            "error_floored": floored_relative_error(batch, dx, floor).tolist(),
-            "spread": [relative_spread(p, floor) for p in preds]}
 
 
 def evaluate_on_test(model, test: dict[str, list], floor: float, calibration: float = 1.0) -> dict[str, Any]:

@@ -72,13 +72,21 @@ def spread_calibration(errors: list[float], spreads: list[float]) -> float:
     return float(np.median(e)) / med_u
 
 
-def candidate_score(model: torch.nn.Module, graphs: list[HeteroData], noise_floor_angstrom: float) -> float:
-    """A candidate's score: :func:`relative_spread` averaged over its trajectory's graphs (dimensionless).
+def trajectory_stats(model, graphs: list, floor: float) -> dict[str, list[float]]:
+    """Per graph of one trajectory: ``error`` (single-step relative error, the headline measure),
+    ``error_floored`` (the same with the noise floor under its denominator, like the spread) and
+    ``spread`` (raw relative spread, :func:`relative_spread`); all dimensionless. A candidate's score is the
+    mean of its ``spread``; predictions come from dislomob.model.predict.predict (a NaN prediction gives NaN,
+    which the selection refuses, naming the candidate); a trajectory without graphs raises ValueError."""
+    from torch_geometric.loader import DataLoader
 
-    Predictions come from dislomob.model.predict.predict; a model that predicts NaN gives NaN (the
-    selection refuses it, naming the candidate). A candidate without graphs raises ValueError.
-    """
+    from dislomob.model.loss import relative_error
+
     if not graphs:
         raise ValueError("a candidate without graphs cannot be scored (its trajectory gave no graph)")
     preds = predict(model, graphs)
-    return sum(relative_spread(p, noise_floor_angstrom) for p in preds) / len(preds)
+    batch = next(iter(DataLoader(graphs, batch_size=len(graphs))))
+    dx = torch.cat([p.mean for p in preds]).to(batch["node"].pos.dtype)
+    return {"error": relative_error(batch, dx).tolist(),
+            "error_floored": floored_relative_error(batch, dx, floor).tolist(),
+            "spread": [relative_spread(p, floor) for p in preds]}

@@ -33,21 +33,22 @@ from dislomob.config import Config
 from dislomob.ddd.network import NODE_PINNED, DislocationNetwork, read_network
 from dislomob.ddd.network_graph import NetworkGraph, network_graph
 from dislomob.model.consistency import ANGSTROM_PER_PS_TO_M_PER_S
-from dislomob.model.ensemble import active_members, load_ensemble
-from dislomob.model.pignn import EnsemblePIGNN
+from dislomob.model.ensemble import load_ensemble
+from dislomob.model.laws import only_active
 from dislomob.model.predict import predict
 
 
 class MobilityLaw:
-    """A trained PI-GNN ensemble (its active members) with the featurization settings it was trained with; m/s.
+    """A trained law (any registered law, dislomob.model.laws: the PI-GNN ensemble's active members, the fitted
+    law) with the featurization settings it was trained with; m/s.
 
     ``cfg`` must be the configuration the ensemble was trained with (its ``material`` and ``features``: elastic
     constants, core width, images, Gauss points, dt); the default is the project's default (demo) profile.
     The model runs in ``dtype`` (float64 by default: DDD codes integrate the velocities).
     """
 
-    def __init__(self, model: EnsemblePIGNN, cfg: Config | None = None, dtype: torch.dtype = torch.float64):
-        model = active_members(model) if isinstance(model, EnsemblePIGNN) else model
+    def __init__(self, model: torch.nn.Module, cfg: Config | None = None, dtype: torch.dtype = torch.float64):
+        model = only_active(model) if hasattr(type(model), "LAW_NAME") else model
         self.model = model.to(dtype).eval()
         self.cfg = cfg if cfg is not None else Config()
         self.dtype = dtype

@@ -4,7 +4,7 @@ Units: Angstrom, ps, GPa, K; velocities in m/s (1 Angstrom/ps = 100 m/s).
 
 A law is anything with ``velocities(network) -> (velocity (n, 3) m/s, sigma (n,) m/s)``: the PI-GNN ensemble
 (:class:`dislomob.ddd.law.MobilityLaw`) or the fitted phenomenological law (:func:`baseline_law`, the same
-:class:`MobilityLaw` path around :class:`dislomob.ddd.baselines.PhenomenologicalMobility`), so both see the same
+:class:`MobilityLaw` path around :class:`dislomob.model.phenomenological.PhenomenologicalMobility`), so both see the same
 graph, stress and geometry. The PI-GNN predicts a displacement over ``features.dt_ps``; MobilityLaw turns it
 into a velocity, so the rollout step h may be smaller than ``features.dt_ps``.
 
@@ -90,19 +90,11 @@ class Rollout:
     wall_s: float
     line_displacements: np.ndarray
 
-    def unwrapped_lines(self, k: int) -> list[Polyline]:
-        """The lines of record k moved by whole cell vectors to the images their displacement since the start
-        reached (what :func:`dislomob.ddd.line_distance.unwrapped_line_distance` compares)."""
-        lines = network_polylines(self.networks[k])
-        start = [_centroid(ln) for ln in network_polylines(self.networks[0])]
-        return unwrap_lines(lines, [c + d for c, d in zip(start, self.line_displacements[k])],
-                            self.networks[k].cell_angstrom)
-
 
 def baseline_law(path: str | Path, cfg: Config | None = None) -> MobilityLaw:
     """The fitted phenomenological law of ``baseline.json`` (train stage) behind the MobilityLaw interface."""
     from dislomob.ddd.law import MobilityLaw
-    from dislomob.train.stage import load_baseline
+    from dislomob.model.phenomenological import load_baseline
 
     return MobilityLaw(load_baseline(path), cfg)
 

@@ -8,7 +8,7 @@ the line's nodes:
 - PI-GNN: F/B = the F-net's glide force over the B-net's drag (m/s), E = the E-net's barrier (eV), read from
   the ensemble's own sub-net outputs (``EnsemblePIGNN.forward``: force, drag, energy_ev) per active member;
   speed = F/B * exp(-E / (k_B T)) per member, then the member mean.
-- fitted law (dislomob.ddd.baselines): F/B = its athermal speed (the same law with the screw barrier Q set to
+- fitted law (dislomob.model.phenomenological): F/B = its athermal speed (the same law with the screw barrier Q set to
   zero), E = -k_B T ln(speed / athermal speed), the effective barrier of its cos^2/sin^2 interpolation (Q at
   screw, 0 at edge), so that speed = F/B * exp(-E / (k_B T)) holds for it too.
 
@@ -29,7 +29,7 @@ from torch_geometric.loader import DataLoader
 
 from dislomob import graph_schema as S
 from dislomob.config import Config
-from dislomob.ddd.baselines import PhenomenologicalMobility
+from dislomob.model.phenomenological import PhenomenologicalMobility
 from dislomob.model.consistency import ANGSTROM_PER_PS_TO_M_PER_S, Probe, probe_graph
 from dislomob.model.pignn import K_B_EV_PER_K, EnsemblePIGNN
 from dislomob.model.predict import predict

@@ -7,7 +7,7 @@ the same training trajectories.
 - ``train``: the train stage's ensemble ``<train.model_dir>/ensemble.pt`` (trained with the current params).
 
 The ensemble file lists the trajectories it was trained and validated on (``extra``: ``split`` of the train
-stage, ``train``/``val`` of an active-learning iteration); the fitted law (dislomob.ddd.baselines.fit_baseline) is
+stage, ``train``/``val`` of an active-learning iteration); the fitted law (dislomob.model.phenomenological.fit_baseline) is
 fitted on the same training trajectories, and the test sets leave out every trajectory the ensemble saw.
 """
 
@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dislomob.config import Config
 from dislomob.errors import InputFileError
-from dislomob.model.pignn import EnsemblePIGNN
+
+if TYPE_CHECKING:
+    import torch
 
 MODEL_CHOICES = ("champion", "train")
 
@@ -31,7 +33,7 @@ class EvaluatedModel:
     the trajectories it trained on and all it saw (train + validation), and where it came from."""
 
     kind: str
-    model: EnsemblePIGNN
+    model: torch.nn.Module
     cfg: Config
     path: Path
     train_ids: list[str]
@@ -92,7 +94,7 @@ def fit_law(train_graphs: list, steps: int):
     """(fitted law, its BaselineFit) on ``train_graphs`` in one batch, as the train stage fits it."""
     from torch_geometric.loader import DataLoader
 
-    from dislomob.ddd.baselines import fit_baseline
+    from dislomob.model.phenomenological import fit_baseline
 
     if not train_graphs:
         raise ValueError("the fitted law needs training graphs: none given")

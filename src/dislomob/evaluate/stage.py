@@ -47,7 +47,7 @@ from dislomob.evaluate.test_sets import by_trajectory, load_test_set, unseen
 class StageContext:
     """What a hook (e.g. the multi-step rollout) gets: the params, the evaluated ensemble (``model.model``, with the
     config it was trained with, ``model.cfg``), the fitted law and its parameters (``baseline_fit``, the fields of
-    dislomob.ddd.baselines.BaselineFit), the test trajectories per evaluation, their MD files (id -> .h5 where one
+    dislomob.model.phenomenological.BaselineFit), the test trajectories per evaluation, their MD files (id -> .h5 where one
     exists) and the output folder it may write figures and data into (logged to MLflow with the rest)."""
 
     cfg: Config

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as tf
 from torch import Tensor, nn
 
 from dislomob.ddd.network import NODE_PINNED
@@ -21,7 +20,7 @@ from dislomob.model.consistency import ANGSTROM_PER_PS_TO_M_PER_S
 from dislomob.model.ensemble import active_state_dict
 from dislomob.model.heterosage import GroupedLinear
 from dislomob.model.line_geometry import motion_axes
-from dislomob.model.pignn import K_B_EV_PER_K, EnsemblePIGNN, PIGNNHParams
+from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams, eq2_factor, mobility_head
 
 U_KEY_STRIDE = 4.0  # sort key segment * stride + u keeps the segments apart for u in U_CLIP
 
@@ -202,11 +201,8 @@ class ExportLaw(nn.Module):
         pk = torch.cross(torch.einsum("nab,nb->na", node_sigma, frame[:, 0]), tangent, dim=-1)
         k = 1 if self.hp.glide_only else 2
         pk_axes = torch.einsum("nc,nkc->nk", pk, axes[:, :k]) / self.force_scale
-        gain = tf.softplus(self.head_f(h_f)) * self.speed_scale
-        force = torch.einsum("nmk,nk,nkc,nic->nmi", gain, pk_axes, axes[:, :k], frame)
-        drag = tf.softplus(self.head_b(h_b)[..., 0]) + self.hp.drag_floor
-        energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h_e)[..., 0])
-        rate = torch.exp(-energy / (K_B_EV_PER_K * temp.clamp_min(1e-3))) / drag
+        force, drag, energy = mobility_head(self, h_f, h_b, h_e, pk_axes, axes[:, :k], frame)
+        rate = eq2_factor(1.0, energy, drag, temp)
         v_local = (rate * ANGSTROM_PER_PS_TO_M_PER_S)[..., None] * force  # (n, M, 3) m/s in (b, n, s)
         v = torch.einsum("nij,nmi->mnj", frame, v_local)[self.active_index]
         mean = v.mean(0)

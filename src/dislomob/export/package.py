@@ -22,6 +22,7 @@ from dislomob.errors import InputFileError
 from dislomob.export.contract import INPUT_NAMES, OUTPUT_NAMES, ExportInputs
 from dislomob.export.module import ExportLaw
 from dislomob.model.ensemble import load_ensemble
+from dislomob.model.laws import law_name
 
 CONTRACT_VERSION = 1
 MIN_NODES = 2
@@ -31,6 +32,9 @@ MIN_QUADRATURE = 2
 def export_module(ensemble_path: str | Path, cfg: Config) -> ExportLaw:
     """The float64 :class:`ExportLaw` of an ensemble file (its active members; ``cfg.features.n_gauss``)."""
     model, _ = load_ensemble(ensemble_path)
+    if law_name(model) != "pignn":
+        raise ValueError(f"{ensemble_path}: export packages the pignn law (ExportLaw); this file holds a "
+                         f"{law_name(model)!r} law")
     return ExportLaw.from_ensemble(model, cfg.features.n_gauss, torch.float64)
 
 

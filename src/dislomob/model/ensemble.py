@@ -1,5 +1,6 @@
-"""Ensemble use of an EnsemblePIGNN: top-50% member selection, predictive mean and variance (paper
-Eq. 6-7), relative uncertainty of a trajectory, saving, loading and warm starts.
+"""Ensemble use of a law: top-50% member selection, predictive mean and variance (paper Eq. 6-7), relative
+uncertainty of a trajectory, saving and loading any registered law (dislomob.model.laws), and the PI-GNN's
+member cut and warm starts.
 
 Displacements in Angstrom; variances in Angstrom^2.
 """
@@ -76,15 +77,19 @@ def relative_uncertainty(mean: Tensor, var: Tensor) -> float:
     return float(sigma / mu.clamp_min(1e-12))
 
 
-def save_ensemble(model: EnsemblePIGNN, path: str | Path, extra: dict | None = None) -> None:
-    """Write hyperparameters, weights, scales and active members atomically (loadable with weights_only=True)."""
-    payload = {"format_version": ENSEMBLE_FORMAT_VERSION, "hparams": model.hp.as_dict(),
+def save_ensemble(model: torch.nn.Module, path: str | Path, extra: dict | None = None) -> None:
+    """Write the law's registry name (dislomob.model.laws), hyperparameters, weights, scales and active members
+    atomically (loadable with weights_only=True)."""
+    from dislomob.model.laws import law_name
+
+    payload = {"format_version": ENSEMBLE_FORMAT_VERSION, "law": law_name(model), "hparams": model.hp.as_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "extra": extra or {}}
     save_torch(path, payload)  # identical content -> identical bytes (keep timings out of ``extra``)
 
 
-def load_ensemble(path: str | Path) -> tuple[EnsemblePIGNN, dict]:
-    """(model, extra) from a file written by :func:`save_ensemble`."""
+def load_ensemble(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """(law, extra) from a file written by :func:`save_ensemble`, built through the law registry (a file without a
+    law name is a ``pignn`` ensemble, as every file before the registry)."""
     from dislomob.errors import InputFileError
 
     p = Path(path)
@@ -99,8 +104,10 @@ def load_ensemble(path: str | Path) -> tuple[EnsemblePIGNN, dict]:
     version = data.get("format_version") if isinstance(data, dict) else None
     if version != ENSEMBLE_FORMAT_VERSION:
         raise InputFileError(f"{p}: ensemble format_version {version} != {ENSEMBLE_FORMAT_VERSION}")
+    from dislomob.model.laws import build_law
+
     try:
-        model = EnsemblePIGNN(PIGNNHParams(**data["hparams"]))
+        model = build_law(str(data.get("law", "pignn")), data["hparams"])
         model.load_state_dict(data["state_dict"])
     except Exception as err:
         raise InputFileError(f"{p}: damaged ensemble file ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
@@ -108,14 +115,18 @@ def load_ensemble(path: str | Path) -> tuple[EnsemblePIGNN, dict]:
 
 
 @torch.no_grad()
-def warm_start(model: EnsemblePIGNN, previous: EnsemblePIGNN) -> None:
-    """Copy a previous ensemble's weights and feature scales into ``model`` (same members, widths, depth).
+def warm_start(model: torch.nn.Module, previous: torch.nn.Module) -> None:
+    """Copy a previous law's weights and scales into ``model`` (same law; for the PI-GNN same members, widths,
+    depth; for another law the same hyperparameters but the seed).
 
     All members become active again; the previous scales are kept so the weights keep their meaning.
     """
     a, b = model.hp, previous.hp
-    for key in ("members", "node_in", "gp_in", "net_widths", "depth", "glide_only"):
+    keys = (("members", "node_in", "gp_in", "net_widths", "depth", "glide_only") if isinstance(model, EnsemblePIGNN)
+            else [k for k in a.as_dict() if k != "seed"])
+    for key in keys:
         if getattr(a, key) != getattr(b, key):
             raise ValueError(f"warm start needs equal {key}: model has {getattr(a, key)}, previous has {getattr(b, key)}")
     model.load_state_dict(previous.state_dict())
-    model.active.fill_(True)
+    if hasattr(model, "active"):
+        model.active.fill_(True)

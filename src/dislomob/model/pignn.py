@@ -84,6 +84,8 @@ def _standardize(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
 class EnsemblePIGNN(nn.Module):
     """M PI-GNN members; ``forward`` returns per-member displacements and the F, B, E outputs."""
 
+    LAW_NAME = "pignn"
+
     def __init__(self, hp: PIGNNHParams):
         super().__init__()
         self.hp = hp
@@ -150,16 +152,32 @@ class EnsemblePIGNN(nn.Module):
         pk = peach_koehler(batch, dtype)  # (n, 3) GPa
         k = 1 if self.hp.glide_only else 2
         pk_axes = torch.einsum("nc,nkc->nk", pk, axes[:, :k]) / self.force_scale  # (n, k)
-        gain = tf.softplus(self.head_f(h_f)) * self.speed_scale  # (n, M, k) >= 0, Angstrom/ps
-        force = torch.einsum("nmk,nk,nkc,nic->nmi", gain, pk_axes, axes[:, :k], frame)  # (n, M, 3) local
-        drag = tf.softplus(self.head_b(h_b)[..., 0]) + self.hp.drag_floor  # (n, M)
-        energy = self.hp.energy_scale_ev * tf.softplus(self.head_e(h_e)[..., 0])
-        temp = node.temperature_k.to(dtype).clamp_min(1e-3)[:, None]
+        force, drag, energy = mobility_head(self, h_f, h_b, h_e, pk_axes, axes[:, :k], frame)
+        temp = node.temperature_k.to(dtype)[:, None]
         dt = _node_dt(batch, n_node).to(dtype)[:, None]
-        dx_local = (dt * torch.exp(-energy / (K_B_EV_PER_K * temp)) / drag)[..., None] * force
+        dx_local = eq2_factor(dt, energy, drag, temp)[..., None] * force
         dx_local = dx_local.transpose(0, 1)  # (M, n, 3)
         dx = torch.einsum("nij,mni->mnj", frame, dx_local)
         return {"dx": dx, "dx_local": dx_local, "force": force.transpose(0, 1), "drag": drag.T, "energy_ev": energy.T}
+
+
+def mobility_head(law: nn.Module, h_f: Tensor, h_b: Tensor, h_e: Tensor, pk_axes: Tensor, axes: Tensor,
+                  frame: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The F-, B- and E-outputs of Eq. 2 from the nets' node embeddings (n, M, width) of ``law`` (its ``head_f``,
+    ``head_b``, ``head_e``, ``speed_scale`` and ``hp``): force (n, M, 3) Angstrom/ps in each node's local frame
+    (each resolved Peach-Koehler component ``pk_axes`` (n, k) along ``axes`` (n, k, 3) scaled by a learned
+    non-negative gain), drag (n, M) > 0 and energy (n, M) eV >= 0. The training model and the export share it."""
+    gain = tf.softplus(law.head_f(h_f)) * law.speed_scale  # (n, M, k) >= 0, Angstrom/ps
+    force = torch.einsum("nmk,nk,nkc,nic->nmi", gain, pk_axes, axes, frame)  # (n, M, 3) local
+    drag = tf.softplus(law.head_b(h_b)[..., 0]) + law.hp.drag_floor  # (n, M)
+    energy = law.hp.energy_scale_ev * tf.softplus(law.head_e(h_e)[..., 0])
+    return force, drag, energy
+
+
+def eq2_factor(prefactor: Tensor | float, energy: Tensor, drag: Tensor, temperature_k: Tensor) -> Tensor:
+    """prefactor * exp(-E / (k_B T)) / B of Eq. 2 (T clamped at 1 mK): with the step dt (ps) as prefactor, times the
+    force F (Angstrom/ps) it is the displacement (Angstrom); with 1, the velocity per unit force."""
+    return prefactor * torch.exp(-energy / (K_B_EV_PER_K * temperature_k.clamp_min(1e-3))) / drag
 
 
 def peach_koehler(batch, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -178,3 +196,38 @@ def _node_dt(batch, n_node: int) -> Tensor:
     if dt.numel() != 1:
         raise ValueError(f"dt_ps has {dt.numel()} values but the nodes carry no batch vector")
     return dt.expand(n_node)
+
+
+def speed_rms(graphs: list) -> float:
+    """RMS nodal speed |y| / dt (Angstrom/ps) of the training targets."""
+    total, count = 0.0, 0
+    for g in graphs:
+        y = g[S.NODE].y.double()
+        total += float((y * y).sum()) / float(g.dt_ps.reshape(-1)[0]) ** 2
+        count += y.shape[0]
+    return (total / max(count, 1)) ** 0.5
+
+
+def force_rms(graphs: list) -> float:
+    """RMS glide component (GPa) of the Peach-Koehler force at the training nodes."""
+    total, count = 0.0, 0
+    for g in graphs:
+        glide = (peach_koehler(g, torch.float64) * motion_axes(node_tangent(g, torch.float64),
+                                                                g[S.NODE].frame.double())[:, 0]).sum(-1)
+        total += float((glide * glide).sum())
+        count += glide.shape[0]
+    return (total / max(count, 1)) ** 0.5
+
+
+def pignn_hparams(tc, seed: int) -> PIGNNHParams:
+    """The ensemble's hyperparameters from the ``train`` section (dislomob.config.TrainConfig) and a seed."""
+    return PIGNNHParams(members=tc.members, width=tc.width, depth=tc.depth, seed=seed,
+                        energy_scale_ev=tc.energy_scale_ev, glide_only=tc.glide_only,
+                        width_f=tc.width_f, width_b=tc.width_b, width_e=tc.width_e)
+
+
+def prepare_pignn(model: EnsemblePIGNN, train_graphs: list) -> None:
+    """Fit the feature means and stds and the speed and force scales on the training graphs."""
+    feats = [graph_features(h) for h in train_graphs]
+    model.fit_scales(torch.cat([f[0] for f in feats]), torch.cat([f[1] for f in feats]),
+                     speed_rms(train_graphs), force_rms(train_graphs))

@@ -1,9 +1,10 @@
 """One prediction entry point for every consumer (evaluation, consistency checks, active learning, DDD).
 
-``predict(law, graphs)`` takes a trained ensemble (dislomob.model.pignn.EnsemblePIGNN, its active
-members) or any module that maps a graph batch to Cartesian nodal displacements (the fitted
-baseline law) and returns, per graph, the mean displacement, its variance over the members and the
-members' displacements, all in Angstrom over each graph's ``dt_ps``.
+``predict(law, graphs)`` takes any registered mobility law (dislomob.model.laws: a module whose forward maps a
+graph batch to {"dx": per-member Cartesian nodal displacements (K, n, 3)}, with an optional boolean ``active``
+(K,) of the members that predict: the PI-GNN ensemble, the fitted phenomenological law) and returns, per
+graph, the mean displacement, its variance over the active members and their displacements, all in Angstrom
+over each graph's ``dt_ps``.
 """
 
 from __future__ import annotations
@@ -32,14 +33,12 @@ def predict(law: torch.nn.Module, graphs: list[HeteroData], batch_size: int = 32
     """Predictions for ``graphs`` in order; an ensemble contributes its active members (paper Eq. 6-7)."""
     out: list[GraphPrediction] = []
     for batch in DataLoader(graphs, batch_size=batch_size):
-        res = law(batch)
-        if isinstance(res, dict):
-            active = getattr(law, "active", None)
-            members = res["dx"] if active is None else res["dx"][active]
-            if members.shape[0] == 0:
-                raise ValueError("no active ensemble member: run select_top first")
-        else:
-            members = res[None]
+        members = law(batch)["dx"]
+        active = getattr(law, "active", None)
+        if active is not None:
+            members = members[active]
+        if members.shape[0] == 0:
+            raise ValueError("no active ensemble member: run select_top first")
         mean = members.mean(0)
         var = ((members - mean) ** 2).mean(0)
         graph = getattr(batch[S.NODE], "batch", None)

@@ -12,12 +12,10 @@ from torch_geometric.data import HeteroData
 from torch_geometric.loader import DataLoader
 
 from dislomob import graph_schema as S
-from dislomob.ddd.baselines import PhenomenologicalMobility
-from dislomob.model.ensemble import relative_uncertainty
+from dislomob.model.phenomenological import PhenomenologicalMobility
 from dislomob.model.floors import mean_law_errors
 from dislomob.model.line_geometry import node_tangent
 from dislomob.model.loss import displacement_loss, relative_error
-from dislomob.model.pignn import EnsemblePIGNN
 from dislomob.model.predict import predict
 from dislomob.train.buckets import BUCKETS, bucket_of
 
@@ -27,7 +25,7 @@ def _median(values: list[float]) -> float | None:
 
 
 @torch.no_grad()
-def predict_graphs(model: EnsemblePIGNN, law: PhenomenologicalMobility, graphs: list[HeteroData],
+def predict_graphs(model: torch.nn.Module, law: PhenomenologicalMobility, graphs: list[HeteroData],
                    batch_size: int = 32) -> dict[str, np.ndarray]:
     """Per-graph relative errors and losses (Angstrom) of ensemble mean and baseline, angle, trajectory,
     node sigma and |mean dx| (all nodes)."""
@@ -62,7 +60,7 @@ def trajectory_bootstrap_median(values: np.ndarray, traj: np.ndarray, n_resample
     return float(lo), float(hi)
 
 
-def evaluation_metrics(model: EnsemblePIGNN, law: PhenomenologicalMobility, graphs: list[HeteroData]) -> dict[str, float | None]:
+def evaluation_metrics(model: torch.nn.Module, law: PhenomenologicalMobility, graphs: list[HeteroData]) -> dict[str, float | None]:
     """Metrics for ``dvc metrics show``: medians overall (with a 95% interval from resampling test
     trajectories) and per bucket, mean losses, ensemble relative uncertainty, and the mean-law floor
     (``floor_mean_law_median``: each test line moved by its own trajectory-mean displacement,
@@ -95,7 +93,7 @@ def evaluation_metrics(model: EnsemblePIGNN, law: PhenomenologicalMobility, grap
 
 
 @torch.no_grad()
-def character_speeds(model: EnsemblePIGNN, graphs: list[HeteroData]) -> dict[str, float | None]:
+def character_speeds(model: torch.nn.Module, graphs: list[HeteroData]) -> dict[str, float | None]:
     """Predicted glide speeds (Angstrom/ps, ensemble mean) of screw-like (|cos theta| > 0.87) and edge-like
     (|cos theta| < 0.5) nodes, theta from each node's tangent, compared at the same stress and temperature.
 
@@ -120,9 +118,3 @@ def character_speeds(model: EnsemblePIGNN, graphs: list[HeteroData]) -> dict[str
             "speed_edge_like_angstrom_per_ps": _median(every["edge_like"]),
             "speed_ratio_screw_to_edge": float(max(ratios)) if ratios else None,
             "n_conditions_screw_vs_edge": len(ratios)}
-
-
-def uncertainty_of(model: EnsemblePIGNN, graphs: list[HeteroData]) -> float:
-    """Relative uncertainty (sigma / mean |dx|) of the active members over all nodes of ``graphs``."""
-    preds = predict(model, graphs)
-    return relative_uncertainty(torch.cat([p.mean for p in preds]), torch.cat([p.var for p in preds]))

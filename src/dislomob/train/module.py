@@ -17,7 +17,6 @@ from torch import Tensor
 
 from dislomob.model.ensemble import save_ensemble
 from dislomob.model.loss import displacement_loss
-from dislomob.model.pignn import EnsemblePIGNN
 from dislomob.train.bootstrap import batch_weights
 
 
@@ -26,10 +25,10 @@ class TrainingDiverged(RuntimeError):
 
 
 class EnsembleModule(pl.LightningModule):
-    """Trains an EnsemblePIGNN; keeps per-member train/val loss history, the last good checkpoint on disk
+    """Trains a law (dislomob.model.laws; the PI-GNN ensemble); keeps per-member train/val loss history, the last good checkpoint on disk
     and, in memory, the weights of the epoch with the lowest ensemble-mean validation loss."""
 
-    def __init__(self, model: EnsemblePIGNN, learning_rate: float, divergence_factor: float = 100.0,
+    def __init__(self, model: torch.nn.Module, learning_rate: float, divergence_factor: float = 100.0,
                  checkpoint_path: str | Path | None = None, weight_decay: float = 0.0,
                  graph_weights: dict[str, Tensor] | None = None):
         super().__init__()

@@ -19,12 +19,11 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.loader import DataLoader
 
-from dislomob import graph_schema as S
 from dislomob.atomic import remove_stale_temps, write_json
 from dislomob.config import Config, TrainConfig
-from dislomob.ddd.baselines import PhenomenologicalMobility, fit_baseline
+from dislomob.model.phenomenological import fit_baseline
 from dislomob.model.ensemble import load_ensemble, save_ensemble, select_top, warm_start
-from dislomob.model.pignn import EnsemblePIGNN, PIGNNHParams
+from dislomob.model.laws import law_name, law_spec, new_law
 from dislomob.train.bootstrap import member_weights
 from dislomob.train.data import GraphDataModule, load_graph_dir
 from dislomob.train.evaluate import character_speeds, evaluation_metrics
@@ -36,7 +35,7 @@ from dislomob.tracking import end_orphaned_runs, ended_on_exit, owner_tags, trac
 class TrainResult:
     """A trained ensemble with its member history, split and timing."""
 
-    model: EnsemblePIGNN
+    model: torch.nn.Module
     data: GraphDataModule
     history: list[dict[str, list[float]]]
     val_loss: list[float]
@@ -44,47 +43,19 @@ class TrainResult:
     best_epoch: int
 
 
-def _speed_rms(graphs: list[HeteroData]) -> float:
-    """RMS nodal speed |y| / dt (Angstrom/ps) of the training targets."""
-    total, count = 0.0, 0
-    for g in graphs:
-        y = g[S.NODE].y.double()
-        total += float((y * y).sum()) / float(g.dt_ps.reshape(-1)[0]) ** 2
-        count += y.shape[0]
-    return (total / max(count, 1)) ** 0.5
-
-
-def _force_rms(graphs: list[HeteroData]) -> float:
-    """RMS glide component (GPa) of the Peach-Koehler force at the training nodes."""
-    from dislomob.model.line_geometry import motion_axes, node_tangent
-    from dislomob.model.pignn import peach_koehler
-
-    total, count = 0.0, 0
-    for g in graphs:
-        glide = (peach_koehler(g, torch.float64) * motion_axes(node_tangent(g, torch.float64),
-                                                                g[S.NODE].frame.double())[:, 0]).sum(-1)
-        total += float((glide * glide).sum())
-        count += glide.shape[0]
-    return (total / max(count, 1)) ** 0.5
-
-
-def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> EnsemblePIGNN:
-    """A fresh ensemble with feature and output scales fitted on the training graphs, or the
-    ``tc.warm_start`` ensemble's weights and scales."""
-    from dislomob.features.invariants import graph_features
-
-    hp = PIGNNHParams(members=tc.members, width=tc.width, depth=tc.depth, seed=seed,
-                      energy_scale_ev=tc.energy_scale_ev, glide_only=tc.glide_only,
-                      width_f=tc.width_f, width_b=tc.width_b, width_e=tc.width_e)
-    model = EnsemblePIGNN(hp)
+def build_model(tc: TrainConfig, seed: int, train_graphs: list[HeteroData]) -> torch.nn.Module:
+    """A fresh law ``tc.law`` (dislomob.model.laws) with its scales fitted on the training graphs, or the
+    ``tc.warm_start`` file's weights and scales in a law of the same kind and sizes."""
     if tc.warm_start:
         previous, _ = load_ensemble(tc.warm_start)
+        if law_name(previous) != tc.law:
+            raise ValueError(f"train.warm_start={tc.warm_start!r} holds a {law_name(previous)!r} law: allowed a "
+                             f"file of train.law={tc.law!r}")
+        spec = law_spec(tc.law)
+        model = spec.model(spec.from_config(tc, seed))
         warm_start(model, previous)
         return model
-    feats = [graph_features(h) for h in train_graphs]
-    model.fit_scales(torch.cat([f[0] for f in feats]), torch.cat([f[1] for f in feats]),
-                     _speed_rms(train_graphs), _force_rms(train_graphs))
-    return model
+    return new_law(tc, seed, train_graphs)
 
 
 def train_ensemble(graphs: list[HeteroData], tc: TrainConfig, seed: int, model_dir: str | Path,
@@ -148,7 +119,7 @@ def _sha256(path: Path) -> str:
 
 
 @torch.no_grad()
-def _inference_rate(model: EnsemblePIGNN, graphs: list[HeteroData], batch_size: int) -> float:
+def _inference_rate(model: torch.nn.Module, graphs: list[HeteroData], batch_size: int) -> float:
     """Graphs per second of an ensemble forward pass (all members) over ``graphs``."""
     batches = list(DataLoader(graphs, batch_size=batch_size))
     t0 = time.perf_counter()
@@ -199,7 +170,7 @@ def train_stage(cfg: Config, graphs_dir: str | Path, model_dir: str | Path, metr
     return metrics
 
 
-def law_consistency(model: EnsemblePIGNN, law: torch.nn.Module, cfg: Config) -> dict[str, float | None]:
+def law_consistency(model: torch.nn.Module, law: torch.nn.Module, cfg: Config) -> dict[str, float | None]:
     """``consistency_*`` metrics (dislomob.model.consistency) of the ensemble and ``baseline_consistency_*``
     of the fitted law, on straight dipoles built like the dataset's cells."""
     from dislomob.model.consistency import consistency_checks
@@ -209,17 +180,3 @@ def law_consistency(model: EnsemblePIGNN, law: torch.nn.Module, cfg: Config) -> 
         if "spread" not in k:
             out[f"baseline_{k}"] = v
     return out
-
-
-def load_baseline(path: str | Path) -> PhenomenologicalMobility:
-    """The fitted baseline law from ``baseline.json`` written by the stage."""
-    import json
-
-    fit = json.loads(Path(path).read_text())
-    law = PhenomenologicalMobility(sign=fit["sign"])
-    with torch.no_grad():
-        law.log_edge_drag0.fill_(torch.tensor(fit["edge_drag0"]).log())
-        law.log_edge_drag1.fill_(torch.tensor(fit["edge_drag1"]).log())
-        law.log_screw_mobility0.fill_(torch.tensor(fit["screw_mobility0"]).log())
-        law.log_screw_activation.fill_(torch.tensor(fit["screw_activation_ev"]).log())
-    return law

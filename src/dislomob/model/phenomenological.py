@@ -1,4 +1,5 @@
-"""Phenomenological BCC mobility law fitted to the same graphs as the PI-GNN (the baseline).
+"""Phenomenological BCC mobility law fitted to the same graphs as the PI-GNN (the baseline), a registered law
+(``phenomenological``, dislomob.model.laws): its ``forward`` returns {"dx": (1, n, 3)} like an ensemble's.
 
 A simplified form of Po et al. 2016 (Acta Mater 119:123): linear drag for non-screw characters,
 a thermally activated screw term, interpolated in the character angle theta between the line
@@ -16,7 +17,8 @@ force (Burgers vector convention of the data) is fitted too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -44,18 +46,37 @@ def node_geometry(batch) -> tuple[Tensor, Tensor, Tensor]:
     return node_stress(batch), node_tangent(batch), batch[S.NODE].frame.float()
 
 
+@dataclass(frozen=True)
+class PhenomenologicalHParams:
+    """The law's one choice before fitting: the sign of the force (the data's Burgers convention); one member."""
+
+    sign: float = 1.0
+    members: int = 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 class PhenomenologicalMobility(nn.Module):
     """The baseline law with positive parameters stored as logarithms."""
 
-    def __init__(self, sign: float = 1.0):
+    LAW_NAME = "phenomenological"
+
+    def __init__(self, sign: float | PhenomenologicalHParams = 1.0):
         super().__init__()
+        self.hp = sign if isinstance(sign, PhenomenologicalHParams) else PhenomenologicalHParams(float(sign))
         self.log_edge_drag0 = nn.Parameter(torch.tensor(-1.0))
         self.log_edge_drag1 = nn.Parameter(torch.tensor(-2.0))
         self.log_screw_mobility0 = nn.Parameter(torch.tensor(0.0))
         self.log_screw_activation = nn.Parameter(torch.tensor(-3.0))
-        self.register_buffer("sign", torch.tensor(float(sign)))
+        self.register_buffer("sign", torch.tensor(float(self.hp.sign)))
+        self.register_buffer("active", torch.ones(1, dtype=torch.bool))
 
-    def forward(self, batch) -> Tensor:
+    def forward(self, batch) -> dict[str, Tensor]:
+        """{"dx": Cartesian nodal displacements (1, n, 3) Angstrom over each graph's dt_ps} (one member)."""
+        return {"dx": self.displacement(batch)[None]}
+
+    def displacement(self, batch) -> Tensor:
         """Cartesian nodal displacements (n, 3) Angstrom over each graph's dt_ps."""
         stress, xi, frame = node_geometry(batch)
         b_hat, n_hat = frame[:, 0], frame[:, 1]
@@ -81,11 +102,11 @@ def _fit_one(batch, sign: float, steps: int, lr: float) -> tuple[Phenomenologica
     opt = torch.optim.Adam(law.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad()
-        loss = displacement_loss(batch, law(batch)).mean()
+        loss = displacement_loss(batch, law.displacement(batch)).mean()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        return law, float(displacement_loss(batch, law(batch)).mean())
+        return law, float(displacement_loss(batch, law.displacement(batch)).mean())
 
 
 def fit_baseline(batch, steps: int = 300, lr: float = 0.05) -> tuple[PhenomenologicalMobility, BaselineFit]:
@@ -94,3 +115,17 @@ def fit_baseline(batch, steps: int = 300, lr: float = 0.05) -> tuple[Phenomenolo
         raise ValueError(f"baseline fit steps={steps}: allowed >= 1")
     best = min((_fit_one(batch, s, steps, lr) for s in (1.0, -1.0)), key=lambda r: r[1])
     return best[0], best[0].fitted(best[1])
+
+
+def load_baseline(path: str | Path) -> PhenomenologicalMobility:
+    """The fitted law from the ``baseline.json`` the train stage writes (a BaselineFit's fields)."""
+    import json
+
+    fit = json.loads(Path(path).read_text())
+    law = PhenomenologicalMobility(sign=fit["sign"])
+    with torch.no_grad():
+        law.log_edge_drag0.fill_(torch.tensor(fit["edge_drag0"]).log())
+        law.log_edge_drag1.fill_(torch.tensor(fit["edge_drag1"]).log())
+        law.log_screw_mobility0.fill_(torch.tensor(fit["screw_mobility0"]).log())
+        law.log_screw_activation.fill_(torch.tensor(fit["screw_activation_ev"]).log())
+    return law
