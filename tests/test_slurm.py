@@ -86,6 +86,12 @@ def _simulate(params: Path, env: dict, timeout: float = 300) -> subprocess.Compl
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def _start_simulate(params: Path, env: dict) -> subprocess.Popen:
+    """`dislomob simulate` on ``params`` in the background (output piped)."""
+    return subprocess.Popen([sys.executable, "-m", "dislomob.cli", "--params", str(params), "simulate", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
 def _jobs(env: dict) -> list[str]:
     """Slurm jobs queued or running."""
     return subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, env=env).stdout.split()
@@ -185,8 +191,7 @@ def test_a_two_rank_md_run_through_slurm(cluster, tmp_path) -> None:
 @pytest.mark.slow
 def test_a_job_cancelled_mid_run_is_transient_with_its_reason_and_runs_again(cluster, tmp_path) -> None:
     params = _params(tmp_path, "cancel", settle_ps=CANCEL_SETTLE_PS)
-    proc = subprocess.Popen([sys.executable, "-m", "dislomob.cli", "--params", str(params), "simulate", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
+    proc = _start_simulate(params, cluster.env)
     job = _wait_for_running_job(cluster.env)
     time.sleep(5)  # the MD is under way
     subprocess.run(["scancel", job], check=True, env=cluster.env)
@@ -251,8 +256,7 @@ def test_walltime_exceeded_is_transient_with_its_reason(cluster, tmp_path) -> No
 @pytest.mark.slow
 def test_a_node_that_drops_the_job_is_transient(cluster, tmp_path) -> None:
     params = _params(tmp_path, "node", settle_ps=CANCEL_SETTLE_PS)
-    proc = subprocess.Popen([sys.executable, "-m", "dislomob.cli", "--params", str(params), "simulate", "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
+    proc = _start_simulate(params, cluster.env)
     job = _wait_for_running_job(cluster.env)
     time.sleep(3)
     try:
