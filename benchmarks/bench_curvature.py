@@ -161,10 +161,10 @@ def report() -> dict:
         rows = plan_table(name)
         for r in rows:
             path = folder(name) / f"{r['key']}.h5"
-            if r["state"] in ("ok", "cut") and name == "long_dipoles":
+            if r["state"] == "done" and name == "long_dipoles":
                 s = dipole_symmetry(read_trajectory(path))
                 r["speed_m_s"] = None if s is None else round(s.speed_m_s, 1)
-        have = [r for r in rows if r["state"] in ("ok", "cut")]
+        have = [r for r in rows if r["state"] == "done"]
         out[name] = {"planned": len(rows), "complete": len(have),
                      "core_hours_done_est": round(sum(r["core_hours_est"] for r in have), 2),
                      "core_hours_planned_est": round(sum(r["core_hours_est"] for r in rows), 2), "runs": rows}
